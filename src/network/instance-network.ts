@@ -1,0 +1,44 @@
+/** Lifecycle of one instance's network, mirrored by `common.ResourceStatus` at the edge. */
+export type InstanceStatus = "creating" | "running" | "destroying" | "terminated" | "failed";
+
+export type Protocol = "tcp" | "udp";
+
+/** One exposed port: traffic to the node's `hostPort` is DNATed to the guest's `guestPort`. */
+export interface PortMapping {
+  readonly protocol: Protocol;
+  readonly hostPort: number;
+  readonly guestPort: number;
+}
+
+/** What a VMM needs to attach a Function's microVM to its TAP. */
+export interface FunctionNetwork {
+  readonly tapName: string;
+  /** Host side of the /30: the guest's gateway. */
+  readonly hostIp: string;
+  readonly guestIp: string;
+  readonly prefixLength: number;
+  /** `prefixLength` as a dotted mask, e.g. 255.255.255.252. */
+  readonly mask: string;
+  readonly guestMac: string;
+  readonly mtu: number;
+  readonly ports: readonly PortMapping[];
+  /** Kernel command-line argument: `ip=<guest>::<host>:<mask>::eth0:off`. */
+  readonly bootArg: string;
+}
+
+export interface InstanceNetwork {
+  readonly instanceId: string;
+  /** Workload kind, e.g. "Function". Empty when the instance was never known (DESTROY of an unknown id). */
+  readonly kind: string;
+  readonly status: InstanceStatus;
+  readonly function?: FunctionNetwork;
+}
+
+export type ApplyAction = "create" | "destroy";
+
+export interface ApplyRequest {
+  readonly instanceId: string;
+  /** RIK's JSON workload definition. Ignored for destroy. */
+  readonly definition: string;
+  readonly action: ApplyAction;
+}
