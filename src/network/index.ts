@@ -1,0 +1,51 @@
+import type { Logger } from "../logger.js";
+import { FunctionStrategy } from "./function-strategy.js";
+import { Iptables, type IptablesOptions } from "./iptables.js";
+import { Ipv4Cidr } from "./ipv4-cidr.js";
+import { NetworkManager } from "./network-manager.js";
+import type { NetworkPlane } from "./network-plane.js";
+import { Rtnetlink } from "./rtnetlink.js";
+import { StrategyRegistry } from "./strategy-registry.js";
+
+export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, InstanceStatus, PortMapping, Protocol } from "./instance-network.js";
+export { NetworkError, type NetworkErrorCode } from "./network-error.js";
+export type { NetworkPlane } from "./network-plane.js";
+
+export interface NetworkPlaneOptions {
+  /** CIDR the /30s are taken from, e.g. "10.220.0.0/16". */
+  readonly pool: string;
+  /** MTU set on every TAP and returned to the VMM. */
+  readonly mtu: number;
+  readonly logger: Logger;
+  readonly iptables?: IptablesOptions;
+}
+
+/**
+ * Sets the node up (idempotently) and returns the network plane. Strategies are
+ * registered here, per workload kind, and nowhere else.
+ */
+export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<NetworkPlane & { close(): Promise<void> }> {
+  const rtnetlink = Rtnetlink.open();
+  const iptables = new Iptables(options.iptables);
+  const registry = new StrategyRegistry({
+    Function: new FunctionStrategy({ pool: Ipv4Cidr.parse(options.pool), mtu: options.mtu, iptables, rtnetlink, logger: options.logger }),
+    Pod: { unimplemented: "Pod workloads are not supported by rik-network yet: only Function instances get a network" },
+  });
+  const manager = new NetworkManager(registry, options.logger);
+  try {
+    await manager.start();
+  } catch (error) {
+    rtnetlink.close();
+    throw error;
+  }
+  return {
+    apply: (request) => manager.apply(request),
+    get: (instanceId) => manager.get(instanceId),
+    list: () => manager.list(),
+    subscribe: (listener) => manager.subscribe(listener),
+    close: async () => {
+      await manager.close();
+      rtnetlink.close();
+    },
+  };
+}

@@ -1,0 +1,28 @@
+import test from "ava";
+import { NetworkError } from "./network-error.js";
+import { StrategyRegistry } from "./strategy-registry.js";
+import type { WorkloadStrategy } from "./workload-strategy.js";
+
+const fn: WorkloadStrategy = {
+  setupNode: async () => {},
+  create: async (instanceId) => ({ instanceId, kind: "Function", status: "running" }),
+  destroy: async () => {},
+};
+const registry = new StrategyRegistry({ Function: fn, Pod: { unimplemented: "Pod workloads are not supported yet" } });
+
+test("resolves a registered kind", (t) => {
+  t.is(registry.resolve("Function"), fn);
+  t.deepEqual(registry.strategies, [fn]);
+});
+
+test("a known but unimplemented kind is UNIMPLEMENTED with its reason", (t) => {
+  const error = t.throws(() => registry.resolve("Pod"), { instanceOf: NetworkError });
+  t.is(error.code, "unimplemented");
+  t.is(error.message, "Pod workloads are not supported yet");
+});
+
+test("an unknown kind is INVALID_ARGUMENT naming the accepted kinds", (t) => {
+  const error = t.throws(() => registry.resolve("VirtualMachine"), { instanceOf: NetworkError });
+  t.is(error.code, "invalid-argument");
+  t.regex(error.message, /kind "VirtualMachine" is not supported; accepted kinds: Function, Pod/);
+});

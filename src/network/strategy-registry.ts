@@ -1,0 +1,37 @@
+import { NetworkError } from "./network-error.js";
+import type { WorkloadStrategy } from "./workload-strategy.js";
+
+/** A kind we know of but cannot network yet: the reason is returned as UNIMPLEMENTED. */
+export interface Unimplemented {
+  readonly unimplemented: string;
+}
+
+/** Maps each workload kind to its strategy; the single place where kinds are registered. */
+export class StrategyRegistry {
+  private readonly entries: ReadonlyMap<string, WorkloadStrategy | Unimplemented>;
+
+  constructor(entries: Record<string, WorkloadStrategy | Unimplemented>) {
+    this.entries = new Map(Object.entries(entries));
+  }
+
+  get kinds(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /** The strategies that are implemented, for node setup. */
+  get strategies(): WorkloadStrategy[] {
+    return [...this.entries.values()].filter((entry): entry is WorkloadStrategy => !("unimplemented" in entry));
+  }
+
+  resolve(kind: string): WorkloadStrategy {
+    const entry = this.entries.get(kind);
+    if (entry === undefined) {
+      throw new NetworkError(
+        "invalid-argument",
+        `invalid workload definition: kind "${kind}" is not supported; accepted kinds: ${this.kinds.join(", ")}`,
+      );
+    }
+    if ("unimplemented" in entry) throw new NetworkError("unimplemented", entry.unimplemented);
+    return entry;
+  }
+}
