@@ -90,11 +90,10 @@ export class FunctionStrategy implements WorkloadStrategy {
     });
   }
 
-  async create(instanceId: string, definition: WorkloadDefinition): Promise<InstanceNetwork> {
-    const ports = portsOf(definition);
-    for (const port of ports) {
+  admit(instanceId: string, definition: WorkloadDefinition): void {
+    for (const port of portsOf(definition)) {
       const owner = this.hostPorts.get(portKey(port));
-      if (owner !== undefined) {
+      if (owner !== undefined && owner !== instanceId) {
         throw new NetworkError(
           "already-exists",
           `host port ${port.hostPort}/${port.protocol} is already exposed by instance "${owner}"; pick another port or destroy that instance`,
@@ -103,9 +102,19 @@ export class FunctionStrategy implements WorkloadStrategy {
     }
     const tapName = tapNameFor(instanceId);
     const tapOwner = this.taps.get(tapName);
-    if (tapOwner !== undefined) {
-      throw new NetworkError("already-exists", `TAP name ${tapName} of instance "${instanceId}" collides with instance "${tapOwner}"; use another instance id`);
+    if (tapOwner !== undefined && tapOwner !== instanceId) {
+      throw new NetworkError(
+        "already-exists",
+        `TAP name ${tapName} of instance "${instanceId}" collides with instance "${tapOwner}"; use another instance id`,
+      );
     }
+  }
+
+  async create(instanceId: string, definition: WorkloadDefinition): Promise<InstanceNetwork> {
+    // Checked again, with no await before the reservations below, so concurrent creates cannot both pass.
+    this.admit(instanceId, definition);
+    const ports = portsOf(definition);
+    const tapName = tapNameFor(instanceId);
     const allocation = this.pool.allocate(instanceId);
     this.taps.set(tapName, instanceId);
     for (const port of ports) this.hostPorts.set(portKey(port), instanceId);

@@ -1,7 +1,7 @@
 import test from "ava";
 import winston from "winston";
 import type { InstanceNetwork } from "./instance-network.js";
-import { NetworkError } from "./network-error.js";
+import { NetworkError, type NetworkErrorCode } from "./network-error.js";
 import { NetworkManager } from "./network-manager.js";
 import { StrategyRegistry } from "./strategy-registry.js";
 import type { WorkloadStrategy } from "./workload-strategy.js";
@@ -16,6 +16,9 @@ function recordingStrategy() {
     calls,
     failNextCreate: () => (failNext = true),
     setupNode: async () => void calls.push("setup"),
+    admit: (instanceId, definition) => {
+      if (definition.name === "conflicting") throw new NetworkError("already-exists", `conflict for ${instanceId}`);
+    },
     create: async (instanceId) => {
       calls.push(`create ${instanceId}`);
       if (failNext) {
@@ -74,7 +77,7 @@ test("DESTROY of an unknown instance succeeds and touches nothing", async (t) =>
 
 test("bad input never reaches the strategy", async (t) => {
   const { strategy, manager } = await setup();
-  const cases: [string, string, string][] = [
+  const cases: [string, string, NetworkErrorCode][] = [
     ["bad id!", definition(), "invalid-argument"],
     ["a", "{", "invalid-argument"],
     ["a", definition().replace('"Function"', '"Nope"'), "invalid-argument"],
@@ -99,6 +102,15 @@ test("get, list and the change events follow the lifecycle", async (t) => {
     events.map((e) => e.status),
     ["creating", "running", "destroying", "terminated"],
   );
+});
+
+test("a CREATE the strategy does not admit is refused before anything is announced", async (t) => {
+  const { strategy, manager, events } = await setup();
+  const text = definition().replace('"name":"f"', '"name":"conflicting"');
+  const error = await t.throwsAsync(manager.apply({ instanceId: "a", definition: text, action: "create" }), { instanceOf: NetworkError });
+  t.is(error.code, "already-exists");
+  t.deepEqual(events, []);
+  t.deepEqual(strategy.calls, ["setup"]);
 });
 
 test("a failed CREATE leaves no record and reports failed", async (t) => {

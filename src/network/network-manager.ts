@@ -57,6 +57,7 @@ export class NetworkManager implements NetworkPlane {
           `instance "${instanceId}" already exists with a different definition; DESTROY it first, then CREATE it again`,
         );
       }
+      strategy.admit(instanceId, definition);
       this.announce({ instanceId, kind: definition.kind, status: "creating" });
       let network: InstanceNetwork;
       try {

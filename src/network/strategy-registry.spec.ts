@@ -5,6 +5,7 @@ import type { WorkloadStrategy } from "./workload-strategy.js";
 
 const fn: WorkloadStrategy = {
   setupNode: async () => {},
+  admit: () => {},
   create: async (instanceId) => ({ instanceId, kind: "Function", status: "running" }),
   destroy: async () => {},
 };

@@ -1,0 +1,1 @@
+export { ConfigError, loadConfig, usage, type Config } from "./load-config.js";

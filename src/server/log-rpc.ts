@@ -1,0 +1,44 @@
+import { status } from "@grpc/grpc-js";
+import type { Logger } from "../logger.js";
+import { NetworkError } from "../network/network-error.js";
+
+export interface RpcOutcome {
+  /** The proto method name, e.g. "Apply". */
+  readonly method: string;
+  /** Omitted for calls that are not about one instance (List, Watch). */
+  readonly instanceId?: string;
+  readonly code: status;
+  /** `performance.now()` when the call started. */
+  readonly startedAt: number;
+  readonly error?: unknown;
+}
+
+/** Codes that mean the server (not the caller) is at fault, and deserve an operator's attention. */
+const serverFaults: ReadonlySet<status> = new Set([status.INTERNAL, status.UNKNOWN, status.DATA_LOSS]);
+
+/**
+ * Writes the one log line of an RPC: `{ message: "rpc", method, instance_id, code,
+ * duration_ms }`, plus `error` when the call failed and `stack` when the failure is
+ * a bug rather than a NetworkError.
+ */
+export function logRpc(logger: Logger, outcome: RpcOutcome): void {
+  const fields: Record<string, unknown> = {
+    method: outcome.method,
+    instance_id: outcome.instanceId,
+    code: status[outcome.code],
+    duration_ms: Math.round((performance.now() - outcome.startedAt) * 1000) / 1000,
+  };
+  if (outcome.error !== undefined) {
+    fields.error = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+    if (outcome.error instanceof Error && !(outcome.error instanceof NetworkError)) {
+      fields.stack = outcome.error.stack;
+    }
+  }
+  const level =
+    outcome.code === status.OK || outcome.code === status.CANCELLED
+      ? "info"
+      : serverFaults.has(outcome.code)
+        ? "error"
+        : "warn";
+  logger.log(level, "rpc", fields);
+}

@@ -1,0 +1,156 @@
+/**
+ * Read-only snapshots of a namespace's network state, for assertions and before/after diffs.
+ */
+import { execIn } from "./netns.js";
+
+export interface IpLinkInfo {
+  readonly info_kind?: string;
+  readonly info_data?: {
+    /** For tun devices: "tun" or "tap". */
+    readonly type?: string;
+    readonly pi?: boolean;
+    readonly vnet_hdr?: boolean;
+    readonly multi_queue?: boolean;
+    readonly persist?: boolean;
+    readonly user?: string;
+    readonly group?: string;
+    readonly [key: string]: unknown;
+  };
+  readonly [key: string]: unknown;
+}
+
+/** One element of `ip -d -j link`. Only the fields tests use are typed. */
+export interface IpLink {
+  readonly ifindex: number;
+  readonly ifname: string;
+  readonly flags: readonly string[];
+  readonly mtu: number;
+  readonly operstate: string;
+  readonly address?: string;
+  readonly link_type?: string;
+  readonly linkinfo?: IpLinkInfo;
+  readonly [key: string]: unknown;
+}
+
+export interface IpAddrInfo {
+  readonly family: "inet" | "inet6";
+  readonly local: string;
+  readonly prefixlen: number;
+  readonly scope?: string;
+  readonly [key: string]: unknown;
+}
+
+/** One element of `ip -j addr`. */
+export interface IpAddr extends IpLink {
+  readonly addr_info: readonly IpAddrInfo[];
+}
+
+/** One element of `ip -j route`. */
+export interface IpRoute {
+  readonly dst: string;
+  readonly gateway?: string;
+  readonly dev?: string;
+  readonly prefsrc?: string;
+  readonly protocol?: string;
+  readonly scope?: string;
+  readonly flags: readonly string[];
+  readonly [key: string]: unknown;
+}
+
+async function ipJson<T>(ns: string, args: readonly string[]): Promise<T> {
+  const { stdout } = await execIn(ns, "ip", ["-j", ...args]);
+  const text = String(stdout).trim();
+  return (text === "" ? [] : JSON.parse(text)) as T;
+}
+
+/** `ip -d -j link` in `ns` (details on, so `linkinfo` is present). */
+export function ipLinks(ns: string): Promise<IpLink[]> {
+  return ipJson<IpLink[]>(ns, ["-d", "link", "show"]);
+}
+
+/** `ip -j addr` in `ns`. */
+export function ipAddrs(ns: string): Promise<IpAddr[]> {
+  return ipJson<IpAddr[]>(ns, ["addr", "show"]);
+}
+
+/** `ip -j route` (main table, IPv4) in `ns`. */
+export function ipRoutes(ns: string): Promise<IpRoute[]> {
+  return ipJson<IpRoute[]>(ns, ["-4", "route", "show"]);
+}
+
+/** Links that are TAP devices (`linkinfo.info_kind === "tun"`, type tap). Needs `ip -d` output. */
+export function tapLinks(links: readonly IpLink[]): IpLink[] {
+  return links.filter((link) => link.linkinfo?.info_kind === "tun" && (link.linkinfo.info_data?.type ?? "tap") === "tap");
+}
+
+/** `ifname -> ["a.b.c.d/len", ...]` for IPv4 addresses. */
+export function ipv4ByLink(addrs: readonly IpAddr[]): Map<string, string[]> {
+  return new Map(
+    addrs.map((link) => [
+      link.ifname,
+      link.addr_info.filter((info) => info.family === "inet").map((info) => `${info.local}/${info.prefixlen}`),
+    ]),
+  );
+}
+
+/**
+ * Drops what differs between two otherwise identical `iptables-save` outputs: `#` comment
+ * lines (Generated/Completed timestamps, warnings) and the `[packets:bytes]` counters.
+ */
+export function normalizeIptablesSave(raw: string): string {
+  return raw
+    .split("\n")
+    .filter((line) => line.trim() !== "" && !line.startsWith("#"))
+    .map((line) => line.replace(/\s*\[\d+:\d+\]\s*$/, "").replace(/^\[\d+:\d+\]\s+/, ""))
+    .join("\n");
+}
+
+/** Normalized `iptables-save` (all tables, or only `table`) in `ns`. */
+export async function iptablesSave(ns: string, table?: string): Promise<string> {
+  const { stdout } = await execIn(ns, "iptables-save", table === undefined ? [] : ["-t", table]);
+  return normalizeIptablesSave(String(stdout));
+}
+
+/** The rule lines (`-A ...`) of a save that contain `substring`. */
+export function rulesMatching(save: string, substring: string): string[] {
+  return save.split("\n").filter((line) => line.startsWith("-A ") && line.includes(substring));
+}
+
+/** Rules (`-A ...`) per table: `{ nat: [...], filter: [...] }`. */
+export function rulesByTable(save: string): Record<string, string[]> {
+  const tables: Record<string, string[]> = {};
+  let current: string[] | undefined;
+  for (const line of save.split("\n")) {
+    if (line.startsWith("*")) tables[line.slice(1)] = current = [];
+    else if (line.startsWith("-A ") && current !== undefined) current.push(line);
+  }
+  return tables;
+}
+
+export interface KernelSnapshot {
+  readonly links: IpLink[];
+  readonly addrs: IpAddr[];
+  readonly routes: IpRoute[];
+  readonly iptables: string;
+}
+
+/** Everything above at once, e.g. to compare state before a create and after its destroy. */
+export async function snapshot(ns: string): Promise<KernelSnapshot> {
+  const [links, addrs, routes, iptables] = await Promise.all([ipLinks(ns), ipAddrs(ns), ipRoutes(ns), iptablesSave(ns)]);
+  return { links, addrs, routes, iptables };
+}
+
+/**
+ * A comparable digest of a snapshot: link names/kinds/flags, IPv4 addresses, routes and rules.
+ * Volatile fields (ifindex, MACs of non-TAP links, counters) are left out.
+ */
+export function comparable(state: KernelSnapshot) {
+  return {
+    links: state.links
+      .map((link) => `${link.ifname} ${link.linkinfo?.info_kind ?? "-"} ${[...link.flags].sort().join(",")} mtu ${link.mtu}`)
+      .sort(),
+    addrs: [...ipv4ByLink(state.addrs)].map(([name, cidrs]) => `${name} ${cidrs.join(" ")}`).sort(),
+    routes: state.routes.map((route) => `${route.dst} ${route.gateway ?? ""} ${route.dev ?? ""}`.trim()).sort(),
+    iptables: state.iptables,
+  };
+}
