@@ -23,6 +23,7 @@ import { sysctlSet } from "./sysctl.js";
 import { tapAdd } from "./tun-device.js";
 import type { WorkloadDefinition } from "./workload-definition.js";
 import type { WorkloadStrategy } from "./workload-strategy.js";
+import type { PlaneStats } from "./network-plane.js";
 
 export interface FunctionStrategyOptions {
   readonly pool: Ipv4Cidr;
@@ -60,6 +61,10 @@ export class FunctionStrategy implements WorkloadStrategy {
   constructor(options: FunctionStrategyOptions) {
     this.options = options;
     this.pool = new AddressPool(options.pool);
+  }
+
+  stats(): PlaneStats {
+    return { poolSize: this.pool.capacity, poolUsed: this.pool.size };
   }
 
   /** Idempotent: adds only the chains and rules that are missing, never redeclares a chain (that would flush it). */

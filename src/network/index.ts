@@ -3,13 +3,15 @@ import { FunctionStrategy } from "./function-strategy.js";
 import { Iptables, type IptablesOptions } from "./iptables.js";
 import { Ipv4Cidr } from "./ipv4-cidr.js";
 import { NetworkManager } from "./network-manager.js";
+import type { NetworkObserver } from "./network-observer.js";
 import type { NetworkPlane } from "./network-plane.js";
 import { Rtnetlink } from "./rtnetlink.js";
 import { StrategyRegistry } from "./strategy-registry.js";
 
 export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, InstanceStatus, PortMapping, Protocol } from "./instance-network.js";
 export { NetworkError, type NetworkErrorCode } from "./network-error.js";
-export type { NetworkPlane } from "./network-plane.js";
+export type { NetworkPlane, PlaneStats } from "./network-plane.js";
+export type { NetworkObserver } from "./network-observer.js";
 
 export interface NetworkPlaneOptions {
   /** CIDR the /30s are taken from, e.g. "10.220.0.0/16". */
@@ -18,6 +20,7 @@ export interface NetworkPlaneOptions {
   readonly mtu: number;
   readonly logger: Logger;
   readonly iptables?: IptablesOptions;
+  readonly observer?: NetworkObserver;
 }
 
 /**
@@ -26,9 +29,11 @@ export interface NetworkPlaneOptions {
  */
 export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<NetworkPlane & { close(): Promise<void> }> {
   const rtnetlink = Rtnetlink.open();
-  const iptables = new Iptables(options.iptables);
+  const observer = options.observer ?? {};
+  const iptables = new Iptables({ ...options.iptables, observer });
+  const functions = new FunctionStrategy({ pool: Ipv4Cidr.parse(options.pool), mtu: options.mtu, iptables, rtnetlink, logger: options.logger });
   const registry = new StrategyRegistry({
-    Function: new FunctionStrategy({ pool: Ipv4Cidr.parse(options.pool), mtu: options.mtu, iptables, rtnetlink, logger: options.logger }),
+    Function: functions,
     Pod: { unimplemented: "Pod workloads are not supported by rik-network yet: only Function instances get a network" },
   });
   const manager = new NetworkManager(registry, options.logger);
@@ -43,6 +48,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     get: (instanceId) => manager.get(instanceId),
     list: () => manager.list(),
     subscribe: (listener) => manager.subscribe(listener),
+    stats: () => functions.stats(),
     close: async () => {
       await manager.close();
       rtnetlink.close();

@@ -1,5 +1,6 @@
 import { execa, type ExecaError } from "execa";
 import { NetworkError } from "./network-error.js";
+import type { NetworkObserver } from "./network-observer.js";
 
 export interface IptablesOptions {
   /** iptables-restore binary, e.g. "iptables-restore" or "iptables-legacy-restore". */
@@ -10,6 +11,7 @@ export interface IptablesOptions {
   readonly lockWaitSeconds?: number;
   /** How many times a batch that lost the race for the xtables lock is retried. */
   readonly lockRetries?: number;
+  readonly observer?: NetworkObserver;
 }
 
 const LOCK_CONTENTION = /xtables lock|holding the lock|Resource temporarily unavailable/i;
@@ -31,12 +33,14 @@ export class Iptables {
   private readonly saveCommand: string;
   private readonly lockWaitSeconds: number;
   private readonly lockRetries: number;
+  private readonly observer: NetworkObserver;
 
   constructor(options: IptablesOptions = {}) {
     this.restoreCommand = options.restoreCommand ?? "iptables-restore";
     this.saveCommand = options.saveCommand ?? "iptables-save";
     this.lockWaitSeconds = options.lockWaitSeconds ?? 5;
     this.lockRetries = options.lockRetries ?? 3;
+    this.observer = options.observer ?? {};
   }
 
   /**
@@ -46,13 +50,16 @@ export class Iptables {
    */
   async restore(batch: string): Promise<void> {
     if (batch === "") return;
+    const startedAt = performance.now();
     for (let attempt = 0; ; attempt++) {
       try {
         await execa(this.restoreCommand, ["--noflush", "--wait", String(this.lockWaitSeconds)], { input: batch });
+        this.observer.iptablesRestore?.((performance.now() - startedAt) / 1000, true);
         return;
       } catch (error) {
         const stderr = String((error as ExecaError).stderr ?? "");
         if (attempt < this.lockRetries && LOCK_CONTENTION.test(stderr)) continue;
+        this.observer.iptablesRestore?.((performance.now() - startedAt) / 1000, false);
         throw failure(this.restoreCommand, error);
       }
     }

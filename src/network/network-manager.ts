@@ -23,7 +23,7 @@ function digestOf(definition: WorkloadDefinition): string {
  * The node's instances and the single entry point for changing them. Validates input
  * before any strategy runs, serializes operations per instance, and announces changes.
  */
-export class NetworkManager implements NetworkPlane {
+export class NetworkManager implements Omit<NetworkPlane, "stats"> {
   private readonly registry: StrategyRegistry;
   private readonly logger: Logger;
   private readonly records = new Map<string, InstanceRecord>();

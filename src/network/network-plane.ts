@@ -12,4 +12,11 @@ export interface NetworkPlane {
   list(): InstanceNetwork[];
   /** Calls `listener` after every change of an instance's network. Returns the unsubscribe function. */
   subscribe(listener: (network: InstanceNetwork) => void): () => void;
+  /** Sizes for gauges: the address pool's capacity and use, in /30s. */
+  stats(): PlaneStats;
+}
+
+export interface PlaneStats {
+  readonly poolSize: number;
+  readonly poolUsed: number;
 }

@@ -20,6 +20,10 @@ import { createServer, maxReceiveMessageBytes, type CreateServerOptions, type Wo
 
 /** In memory: this file tests the gRPC edge, not the kernel. */
 class FakePlane implements NetworkPlane {
+  stats() {
+    return { poolSize: 64, poolUsed: this.networks.size };
+  }
+
   readonly networks = new Map<string, InstanceNetwork>();
   readonly requests: ApplyRequest[] = [];
   readonly listeners = new Set<(network: InstanceNetwork) => void>();
