@@ -21,6 +21,10 @@ export interface NetworkPlaneOptions {
   readonly logger: Logger;
   readonly iptables?: IptablesOptions;
   readonly observer?: NetworkObserver;
+  /** Directory of the durable instance store (e.g. /var/lib/rik-network). */
+  readonly stateDir?: string;
+  /** Period of the drift-repairing resync, in milliseconds; 0 turns it off. */
+  readonly resyncIntervalMs?: number;
 }
 
 /**
