@@ -1,1 +1,10 @@
-export { ConfigError, loadConfig, usage, type Config } from "./load-config.js";
+export {
+  ConfigError,
+  loadConfig,
+  usage,
+  type Config,
+  type HostPort,
+  type IptablesBackend,
+  type ServerTlsFiles,
+  type TcpListenConfig,
+} from "./load-config.js";

@@ -1,14 +1,22 @@
 import test from "ava";
+import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { ConfigError, loadConfig, usage } from "./load-config.js";
+
+const autoIptables = { restoreCommand: "iptables-restore", saveCommand: "iptables-save" };
 
 test("defaults", (t) => {
   t.deepEqual(loadConfig([], {}), {
     socketPath: "/run/rik-network/rik-network.sock",
+    metricsListen: { host: "127.0.0.1", port: 9464 },
     nodeName: hostname(),
     pool: "10.220.0.0/16",
     mtu: 1500,
     logLevel: "info",
+    stateDir: "/var/lib/rik-network",
+    resyncIntervalMs: 30_000,
+    iptablesBackend: "auto",
+    iptables: autoIptables,
   });
 });
 
@@ -19,16 +27,34 @@ const env = {
   RIK_NETWORK_POOL: "10.221.0.0/24",
   RIK_NETWORK_MTU: "9000",
   RIK_NETWORK_LOG_LEVEL: "debug",
+  RIK_NETWORK_SOCKET_GROUP: "env-group",
+  RIK_NETWORK_TLS_CERT: "/etc/env/cert.pem",
+  RIK_NETWORK_TLS_KEY: "/etc/env/key.pem",
+  RIK_NETWORK_TLS_CLIENT_CA: "/etc/env/ca.pem",
+  RIK_NETWORK_METRICS_LISTEN: "0.0.0.0:9100",
+  RIK_NETWORK_STATE_DIR: "/srv/env-state",
+  RIK_NETWORK_RESYNC_INTERVAL: "0",
+  RIK_NETWORK_IPTABLES_BACKEND: "legacy",
 };
 
 test("reads every setting from the environment", (t) => {
   t.deepEqual(loadConfig([], env), {
     socketPath: "/tmp/env.sock",
-    listen: { host: "127.0.0.1", port: 7100 },
+    socketGroup: "env-group",
+    listen: {
+      host: "127.0.0.1",
+      port: 7100,
+      tls: { certPath: "/etc/env/cert.pem", keyPath: "/etc/env/key.pem", clientCaPath: "/etc/env/ca.pem" },
+    },
+    metricsListen: { host: "0.0.0.0", port: 9100 },
     nodeName: "env-node",
     pool: "10.221.0.0/24",
     mtu: 9000,
     logLevel: "debug",
+    stateDir: "/srv/env-state",
+    resyncIntervalMs: 0,
+    iptablesBackend: "legacy",
+    iptables: { restoreCommand: "iptables-legacy-restore", saveCommand: "iptables-legacy-save" },
   });
 });
 
@@ -45,14 +71,38 @@ test("flags override the environment", (t) => {
     "1400",
     "--log-level",
     "warn",
+    "--socket-group",
+    "flag-group",
+    "--tls-cert",
+    "/etc/flag/cert.pem",
+    "--tls-key=/etc/flag/key.pem",
+    "--tls-client-ca",
+    "/etc/flag/ca.pem",
+    "--metrics-listen",
+    "off",
+    "--state-dir",
+    "/srv/flag-state",
+    "--resync-interval",
+    "2.5",
+    "--iptables-backend",
+    "nft",
   ];
   t.deepEqual(loadConfig(argv, env), {
     socketPath: "/tmp/flag.sock",
-    listen: { host: "::1", port: 7200 },
+    socketGroup: "flag-group",
+    listen: {
+      host: "::1",
+      port: 7200,
+      tls: { certPath: "/etc/flag/cert.pem", keyPath: "/etc/flag/key.pem", clientCaPath: "/etc/flag/ca.pem" },
+    },
     nodeName: "flag-node",
     pool: "192.168.64.0/20",
     mtu: 1400,
     logLevel: "warn",
+    stateDir: "/srv/flag-state",
+    resyncIntervalMs: 2500,
+    iptablesBackend: "nft",
+    iptables: { restoreCommand: "iptables-nft-restore", saveCommand: "iptables-nft-save" },
   });
 });
 
@@ -61,8 +111,52 @@ test("an empty variable counts as unset", (t) => {
   t.false("listen" in loadConfig([], { RIK_NETWORK_LISTEN: "" }));
 });
 
-test("a relative socket path is made absolute", (t) => {
-  t.is(loadConfig(["--socket", "rik.sock"], {}).socketPath, `${process.cwd()}/rik.sock`);
+test("relative socket, state and TLS paths are made absolute", (t) => {
+  const config = loadConfig(
+    ["--socket", "rik.sock", "--state-dir", "state", "--listen", "127.0.0.1:7100", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-ca", "ca.pem"],
+    {},
+  );
+  t.is(config.socketPath, `${process.cwd()}/rik.sock`);
+  t.is(config.stateDir, `${process.cwd()}/state`);
+  t.deepEqual(config.listen?.tls, {
+    certPath: `${process.cwd()}/c.pem`,
+    keyPath: `${process.cwd()}/k.pem`,
+    clientCaPath: `${process.cwd()}/ca.pem`,
+  });
+});
+
+test("--listen without the TLS files is an error that says what to pass", (t) => {
+  const error = t.throws(() => loadConfig(["--listen", "0.0.0.0:7100"], {}), { instanceOf: ConfigError });
+  t.regex(error?.message ?? "", /--listen 0\.0\.0\.0:7100 serves TCP with TLS and verifies client certificates \(mTLS\)/);
+  t.regex(error?.message ?? "", /--tls-cert FILE \(RIK_NETWORK_TLS_CERT\), --tls-key FILE \(RIK_NETWORK_TLS_KEY\), --tls-client-ca FILE \(RIK_NETWORK_TLS_CLIENT_CA\)/);
+  t.regex(error?.message ?? "", /or pass --insecure-tcp/);
+});
+
+test("--listen with only some TLS files names the missing ones", (t) => {
+  const error = t.throws(() => loadConfig(["--listen", "127.0.0.1:7100", "--tls-cert", "/c.pem"], {}), { instanceOf: ConfigError });
+  t.regex(error?.message ?? "", /needs --tls-key FILE \(RIK_NETWORK_TLS_KEY\), --tls-client-ca FILE/);
+  t.notRegex(error?.message ?? "", /--tls-cert FILE/);
+});
+
+test("--insecure-tcp serves plain TCP, from the flag or the environment", (t) => {
+  t.deepEqual(loadConfig(["--listen", "127.0.0.1:7100", "--insecure-tcp"], {}).listen, {
+    host: "127.0.0.1",
+    port: 7100,
+    tls: "insecure",
+  });
+  t.is(loadConfig(["--listen", "127.0.0.1:7100"], { RIK_NETWORK_INSECURE_TCP: "true" }).listen?.tls, "insecure");
+  t.throws(() => loadConfig(["--listen", "127.0.0.1:7100"], { RIK_NETWORK_INSECURE_TCP: "0" }), { message: /needs --tls-cert/ });
+});
+
+test("the resync interval is in seconds, 0 turning it off", (t) => {
+  t.is(loadConfig(["--resync-interval", "0"], {}).resyncIntervalMs, 0);
+  t.is(loadConfig(["--resync-interval", "0.2"], {}).resyncIntervalMs, 200);
+  t.is(loadConfig([], { RIK_NETWORK_RESYNC_INTERVAL: "60" }).resyncIntervalMs, 60_000);
+});
+
+test("the metrics endpoint can be turned off or moved", (t) => {
+  t.false("metricsListen" in loadConfig(["--metrics-listen", "off"], {}));
+  t.deepEqual(loadConfig([], { RIK_NETWORK_METRICS_LISTEN: "[::1]:9000" }).metricsListen, { host: "::1", port: 9000 });
 });
 
 const invalid: [string, string[], Record<string, string>, RegExp][] = [
@@ -85,6 +179,16 @@ const invalid: [string, string[], Record<string, string>, RegExp][] = [
   ["an MTU above 65535", ["--mtu", "65536"], {}, /between 68 and 65535/],
   ["a fractional MTU", ["--mtu", "1500.5"], {}, /between 68 and 65535/],
   ["an unknown log level", ["--log-level", "verbose"], {}, /expected one of error, warn, info, debug/],
+  ["TLS files without --listen", ["--tls-cert", "/c.pem"], {}, /--tls-cert only apply to the TCP listener: pass --listen/],
+  ["--insecure-tcp without --listen", ["--insecure-tcp"], {}, /--insecure-tcp only apply to the TCP listener/],
+  ["--insecure-tcp with TLS files", ["--listen", "127.0.0.1:1", "--insecure-tcp", "--tls-key", "/k.pem"], {}, /--tls-key would be ignored/],
+  ["a value for the boolean --insecure-tcp", ["--insecure-tcp=yes"], {}, /insecure-tcp/],
+  ["an RIK_NETWORK_INSECURE_TCP that is not a boolean", ["--listen", "127.0.0.1:1"], { RIK_NETWORK_INSECURE_TCP: "maybe" }, /expected true or false/],
+  ["a socket group with spaces", ["--socket-group", "rik admins"], {}, /expected a group name/],
+  ["a metrics address without a port", ["--metrics-listen", "127.0.0.1"], {}, /--metrics-listen \/ RIK_NETWORK_METRICS_LISTEN .*expected HOST:PORT/],
+  ["a negative resync interval", ["--resync-interval", "-1"], {}, /resync-interval/],
+  ["a resync interval that is not a number", [], { RIK_NETWORK_RESYNC_INTERVAL: "30s" }, /expected seconds between 0 \(off\) and 86400/],
+  ["an unknown iptables backend", ["--iptables-backend", "ebpf"], {}, /expected one of auto, nft, legacy/],
 ];
 
 for (const [what, argv, environment, message] of invalid) {
@@ -94,11 +198,34 @@ for (const [what, argv, environment, message] of invalid) {
   });
 }
 
-test("the help text documents every flag and its variable", (t) => {
-  for (const name of ["socket", "listen", "node-name", "pool", "mtu", "log-level", "help"]) {
-    t.true(usage.includes(`--${name}`), name);
+const flagsAndVariables: [string, string][] = [
+  ["socket", "SOCKET"],
+  ["socket-group", "SOCKET_GROUP"],
+  ["listen", "LISTEN"],
+  ["tls-cert", "TLS_CERT"],
+  ["tls-key", "TLS_KEY"],
+  ["tls-client-ca", "TLS_CLIENT_CA"],
+  ["insecure-tcp", "INSECURE_TCP"],
+  ["metrics-listen", "METRICS_LISTEN"],
+  ["node-name", "NODE_NAME"],
+  ["pool", "POOL"],
+  ["mtu", "MTU"],
+  ["state-dir", "STATE_DIR"],
+  ["resync-interval", "RESYNC_INTERVAL"],
+  ["iptables-backend", "IPTABLES_BACKEND"],
+  ["log-level", "LOG_LEVEL"],
+];
+
+test("the help text documents every flag with its variable", (t) => {
+  for (const [flag, variable] of flagsAndVariables) {
+    t.regex(usage, new RegExp(`^  --${flag}\\b.*\\[RIK_NETWORK_${variable}\\]$`, "m"), flag);
   }
-  for (const name of ["SOCKET", "LISTEN", "NODE_NAME", "POOL", "MTU", "LOG_LEVEL"]) {
-    t.true(usage.includes(`RIK_NETWORK_${name}`), name);
+  t.true(usage.includes("--help"));
+});
+
+test("the README's configuration table lists every flag with its variable", async (t) => {
+  const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
+  for (const [flag, variable] of flagsAndVariables) {
+    t.regex(readme, new RegExp(`^\\| \`--${flag}[ \`].*\\| \`RIK_NETWORK_${variable}\`[^|]*\\|`, "m"), flag);
   }
 });

@@ -5,17 +5,48 @@ import { parseArgs } from "node:util";
 import { logLevels, type LogLevel } from "../logger.js";
 import { Ipv4Cidr } from "../network/ipv4-cidr.js";
 
+/** Where a TCP listener or the metrics endpoint binds. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The server side of mTLS: its certificate and key, and the CA that client certificates must chain to. */
+export interface ServerTlsFiles {
+  readonly certPath: string;
+  readonly keyPath: string;
+  readonly clientCaPath: string;
+}
+
+export interface TcpListenConfig extends HostPort {
+  /** mTLS files, or "insecure" for plain TCP (only with --insecure-tcp). */
+  readonly tls: ServerTlsFiles | "insecure";
+}
+
+export type IptablesBackend = "auto" | "nft" | "legacy";
+
 export interface Config {
   /** Absolute path of the unix socket to serve on. */
   readonly socketPath: string;
+  /** Group granted access to the socket (mode 0660); only root (mode 0600) when absent. */
+  readonly socketGroup?: string;
   /** TCP address to serve on as well; unix socket only when absent. */
-  readonly listen?: { readonly host: string; readonly port: number };
+  readonly listen?: TcpListenConfig;
+  /** Where the Prometheus endpoint binds; no endpoint when absent ("off"). */
+  readonly metricsListen?: HostPort;
   /** Sent as `identifier` in Watch messages. */
   readonly nodeName: string;
   /** Aligned IPv4 CIDR the instances' /30s are taken from. */
   readonly pool: string;
   readonly mtu: number;
   readonly logLevel: LogLevel;
+  /** Absolute path of the directory of the durable instance store. */
+  readonly stateDir: string;
+  /** Period of the drift-repairing resync; 0 turns it off. */
+  readonly resyncIntervalMs: number;
+  readonly iptablesBackend: IptablesBackend;
+  /** The binaries matching `iptablesBackend`. */
+  readonly iptables: { readonly restoreCommand: string; readonly saveCommand: string };
 }
 
 /** An invalid flag or environment variable; the message says which, and what is expected. */
@@ -23,40 +54,132 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-export const usage = `Usage: rik-network [serve] [options]
-
-Serves the network plane of a RIK worker node (TAPs, /30s, iptables) over gRPC.
-
-Options, each also read from the environment (the flag wins):
-  --socket PATH        RIK_NETWORK_SOCKET     unix socket to serve on
-                                              (default /run/rik-network/rik-network.sock)
-  --listen HOST:PORT   RIK_NETWORK_LISTEN     also serve on TCP, without TLS: bind it to loopback
-                                              (default: the unix socket only)
-  --node-name NAME     RIK_NETWORK_NODE_NAME  identifier of the node in Watch messages
-                                              (default: the hostname)
-  --pool CIDR          RIK_NETWORK_POOL       IPv4 pool the instances' /30s come from, /8 to /30
-                                              (default 10.220.0.0/16)
-  --mtu N              RIK_NETWORK_MTU        MTU of every TAP, 68 to 65535 (default 1500)
-  --log-level LEVEL    RIK_NETWORK_LOG_LEVEL  error, warn, info or debug (default info)
-  --help, -h                                  print this help and exit
-`;
-
 interface Option {
   readonly flag: string;
   readonly env: string;
+  /** Placeholder of the value in the help; absent for a boolean flag. */
+  readonly value?: string;
+  /** One line of help, ending with the default. */
+  readonly help: string;
 }
 
 const options = {
-  socket: { flag: "socket", env: "RIK_NETWORK_SOCKET" },
-  listen: { flag: "listen", env: "RIK_NETWORK_LISTEN" },
-  nodeName: { flag: "node-name", env: "RIK_NETWORK_NODE_NAME" },
-  pool: { flag: "pool", env: "RIK_NETWORK_POOL" },
-  mtu: { flag: "mtu", env: "RIK_NETWORK_MTU" },
-  logLevel: { flag: "log-level", env: "RIK_NETWORK_LOG_LEVEL" },
+  socket: {
+    flag: "socket",
+    env: "RIK_NETWORK_SOCKET",
+    value: "PATH",
+    help: "unix socket to serve on, mode 0600 (default /run/rik-network/rik-network.sock)",
+  },
+  socketGroup: {
+    flag: "socket-group",
+    env: "RIK_NETWORK_SOCKET_GROUP",
+    value: "NAME",
+    help: "also let this group use the socket (chgrp, mode 0660) (default: root only)",
+  },
+  listen: {
+    flag: "listen",
+    env: "RIK_NETWORK_LISTEN",
+    value: "HOST:PORT",
+    help: "also serve on TCP, with mTLS (--tls-*) or --insecure-tcp (default: the unix socket only)",
+  },
+  tlsCert: {
+    flag: "tls-cert",
+    env: "RIK_NETWORK_TLS_CERT",
+    value: "FILE",
+    help: "PEM certificate (chain) of the TCP listener (required with --listen)",
+  },
+  tlsKey: {
+    flag: "tls-key",
+    env: "RIK_NETWORK_TLS_KEY",
+    value: "FILE",
+    help: "PEM private key of --tls-cert (required with --listen)",
+  },
+  tlsClientCa: {
+    flag: "tls-client-ca",
+    env: "RIK_NETWORK_TLS_CLIENT_CA",
+    value: "FILE",
+    help: "PEM CA(s) that client certificates must chain to (required with --listen)",
+  },
+  insecureTcp: {
+    flag: "insecure-tcp",
+    env: "RIK_NETWORK_INSECURE_TCP",
+    help: "serve --listen without TLS; anyone who reaches it can rewire the node (default false)",
+  },
+  metricsListen: {
+    flag: "metrics-listen",
+    env: "RIK_NETWORK_METRICS_LISTEN",
+    value: "HOST:PORT",
+    help: "Prometheus endpoint (/metrics), or off (default 127.0.0.1:9464)",
+  },
+  nodeName: {
+    flag: "node-name",
+    env: "RIK_NETWORK_NODE_NAME",
+    value: "NAME",
+    help: "identifier of the node in Watch messages (default: the hostname)",
+  },
+  pool: {
+    flag: "pool",
+    env: "RIK_NETWORK_POOL",
+    value: "CIDR",
+    help: "IPv4 pool the instances' /30s come from, /8 to /30 (default 10.220.0.0/16)",
+  },
+  mtu: { flag: "mtu", env: "RIK_NETWORK_MTU", value: "N", help: "MTU of every TAP, 68 to 65535 (default 1500)" },
+  stateDir: {
+    flag: "state-dir",
+    env: "RIK_NETWORK_STATE_DIR",
+    value: "DIR",
+    help: "directory of the durable instance state (default /var/lib/rik-network)",
+  },
+  resyncInterval: {
+    flag: "resync-interval",
+    env: "RIK_NETWORK_RESYNC_INTERVAL",
+    value: "SECONDS",
+    help: "period of the drift-repairing resync, 0 = off (default 30)",
+  },
+  iptablesBackend: {
+    flag: "iptables-backend",
+    env: "RIK_NETWORK_IPTABLES_BACKEND",
+    value: "NAME",
+    help: "auto, nft or legacy: runs iptables-[nft-|legacy-]restore and -save (default auto)",
+  },
+  logLevel: {
+    flag: "log-level",
+    env: "RIK_NETWORK_LOG_LEVEL",
+    value: "LEVEL",
+    help: "error, warn, info or debug (default info)",
+  },
 } as const satisfies Record<string, Option>;
+
+function usageLines(): string[] {
+  return (Object.values(options) as Option[]).flatMap((option) => [
+    `  --${option.flag}${option.value === undefined ? "" : ` ${option.value}`}  [${option.env}]`,
+    `      ${option.help}`,
+  ]);
+}
+
+/** The help of `rik-network serve`, generated from the option table so that it lists every flag. */
+export const usage = `Usage: rik-network serve [options]
+
+Serves the network plane of a RIK worker node (TAPs, /30s, iptables) over gRPC.
+"serve" is the default command: "rik-network [options]" serves too.
+
+Options, each also read from the environment variable in brackets (the flag wins):
+${usageLines().join("\n")}
+  --help, -h
+      print this help and exit
+`;
 
 /** sun_path holds 108 bytes, including the terminating NUL. */
 const maxSocketPathBytes = 107;
+
+/** Longer periods would overflow setTimeout; a day is plenty for a drift repair. */
+const maxResyncIntervalSeconds = 86_400;
+
+const iptablesCommands: Readonly<Record<IptablesBackend, { restoreCommand: string; saveCommand: string }>> = {
+  auto: { restoreCommand: "iptables-restore", saveCommand: "iptables-save" },
+  nft: { restoreCommand: "iptables-nft-restore", saveCommand: "iptables-nft-save" },
+  legacy: { restoreCommand: "iptables-legacy-restore", saveCommand: "iptables-legacy-save" },
+};
 
 /**
  * Reads the configuration from the flags (`argv`, without the command) and the
@@ -68,6 +191,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const given = (option: Option): Given | undefined => {
     const flagValue = values[option.flag];
     if (flagValue === "") throw invalid({ option, value: flagValue, source: `--${option.flag}` }, "cannot be empty");
+    if (typeof flagValue === "boolean") return { option, value: String(flagValue), source: `--${option.flag}` };
     if (flagValue !== undefined) return { option, value: flagValue, source: `--${option.flag}` };
     const envValue = env[option.env];
     // An empty variable is how shells and unit files unset a setting.
@@ -75,26 +199,40 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     return undefined;
   };
 
-  const listen = given(options.listen);
+  const socketGroup = given(options.socketGroup);
+  const listen = tcpListen(given);
+  const metrics = metricsListen(given(options.metricsListen));
+  const iptablesBackend = backend(given(options.iptablesBackend));
   return {
     socketPath: socketPath(given(options.socket)),
-    ...(listen === undefined ? {} : { listen: listenAddress(listen) }),
+    ...(socketGroup === undefined ? {} : { socketGroup: groupName(socketGroup) }),
+    ...(listen === undefined ? {} : { listen }),
+    ...(metrics === undefined ? {} : { metricsListen: metrics }),
     nodeName: nodeName(given(options.nodeName)),
     pool: pool(given(options.pool)),
     mtu: mtu(given(options.mtu)),
     logLevel: logLevel(given(options.logLevel)),
+    stateDir: absolutePath(given(options.stateDir), "/var/lib/rik-network"),
+    resyncIntervalMs: resyncInterval(given(options.resyncInterval)),
+    iptablesBackend,
+    iptables: iptablesCommands[iptablesBackend],
   };
 }
 
-function parseFlags(argv: readonly string[]): Record<string, string | undefined> {
+function parseFlags(argv: readonly string[]): Record<string, string | boolean | undefined> {
   try {
     const { values } = parseArgs({
       args: [...argv],
-      options: Object.fromEntries(Object.values(options).map(({ flag }) => [flag, { type: "string" as const }])),
+      options: Object.fromEntries(
+        (Object.values(options) as Option[]).map(({ flag, value }) => [
+          flag,
+          { type: value === undefined ? ("boolean" as const) : ("string" as const) },
+        ]),
+      ),
       strict: true,
       allowPositionals: false,
     });
-    return values as Record<string, string | undefined>;
+    return values;
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
@@ -115,15 +253,25 @@ function invalid(given: Given, expected: string): ConfigError {
 }
 
 function socketPath(given: Given | undefined): string {
-  if (given === undefined) return "/run/rik-network/rik-network.sock";
-  const path = resolve(given.value);
-  if (Buffer.byteLength(path) > maxSocketPathBytes) {
+  const path = absolutePath(given, "/run/rik-network/rik-network.sock");
+  if (given !== undefined && Buffer.byteLength(path) > maxSocketPathBytes) {
     throw invalid(given, `a unix socket path is at most ${maxSocketPathBytes} bytes long, and this one is ${path}`);
   }
   return path;
 }
 
-function listenAddress(given: Given): { host: string; port: number } {
+function absolutePath(given: Given | undefined, fallback: string): string {
+  return given === undefined ? fallback : resolve(given.value);
+}
+
+function groupName(given: Given): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(given.value)) {
+    throw invalid(given, "expected a group name (e.g. rik) or a numeric group id");
+  }
+  return given.value;
+}
+
+function hostPort(given: Given): HostPort {
   const match = /^\[(?<ipv6>[^\]]+)\]:(?<bracketedPort>\d+)$|^(?<host>[^:[\]]+):(?<port>\d+)$/.exec(given.value);
   const host = match?.groups?.ipv6 ?? match?.groups?.host;
   const port = Number(match?.groups?.bracketedPort ?? match?.groups?.port);
@@ -132,6 +280,60 @@ function listenAddress(given: Given): { host: string; port: number } {
   }
   if (!(port <= 65535)) throw invalid(given, "the port must be between 0 and 65535 (0 picks a free one)");
   return { host, port };
+}
+
+function flagNames(...list: Option[]): string {
+  return list.map((option) => `--${option.flag}`).join(", ");
+}
+
+/** --listen and how it is secured: mTLS by default, plain TCP only when asked for by name. */
+function tcpListen(given: (option: Option) => Given | undefined): TcpListenConfig | undefined {
+  const listen = given(options.listen);
+  const tlsOptions = [options.tlsCert, options.tlsKey, options.tlsClientCa];
+  const tls = tlsOptions.map((option) => given(option));
+  const insecure = given(options.insecureTcp);
+  const insecureTcp = insecure === undefined ? false : boolean(insecure);
+  const present = tlsOptions.filter((_, index) => tls[index] !== undefined);
+
+  if (listen === undefined) {
+    const stray = [...present, ...(insecureTcp ? [options.insecureTcp] : [])];
+    if (stray.length > 0) {
+      throw new ConfigError(`${flagNames(...stray)} only apply to the TCP listener: pass --listen HOST:PORT too, or drop them`);
+    }
+    return undefined;
+  }
+  const address = hostPort(listen);
+  if (insecureTcp) {
+    if (present.length > 0) {
+      throw new ConfigError(`--insecure-tcp serves plain TCP, so ${flagNames(...present)} would be ignored: pass either the TLS files or --insecure-tcp`);
+    }
+    return { ...address, tls: "insecure" };
+  }
+  const [cert, key, clientCa] = tls;
+  if (cert === undefined || key === undefined || clientCa === undefined) {
+    const missing = tlsOptions.filter((_, index) => tls[index] === undefined);
+    throw new ConfigError(
+      `--listen ${listen.value} serves TCP with TLS and verifies client certificates (mTLS), so it needs ` +
+        `${missing.map((option) => `--${option.flag} FILE (${option.env})`).join(", ")}; ` +
+        "or pass --insecure-tcp to serve plain TCP, which lets anyone who can reach the port rewire the node's network",
+    );
+  }
+  return {
+    ...address,
+    tls: { certPath: resolve(cert.value), keyPath: resolve(key.value), clientCaPath: resolve(clientCa.value) },
+  };
+}
+
+function boolean(given: Given): boolean {
+  if (/^(true|1|yes|on)$/i.test(given.value)) return true;
+  if (/^(false|0|no|off)$/i.test(given.value)) return false;
+  throw invalid(given, "expected true or false");
+}
+
+function metricsListen(given: Given | undefined): HostPort | undefined {
+  if (given === undefined) return { host: "127.0.0.1", port: 9464 };
+  if (given.value === "off") return undefined;
+  return hostPort(given);
 }
 
 function nodeName(given: Given | undefined): string {
@@ -161,9 +363,26 @@ function mtu(given: Given | undefined): number {
   return value;
 }
 
+function resyncInterval(given: Given | undefined): number {
+  if (given === undefined) return 30_000;
+  const seconds = /^\d+(\.\d+)?$/.test(given.value) ? Number(given.value) : NaN;
+  if (!(seconds <= maxResyncIntervalSeconds)) {
+    throw invalid(given, `expected seconds between 0 (off) and ${maxResyncIntervalSeconds}, e.g. 30 or 0.5`);
+  }
+  return Math.round(seconds * 1000);
+}
+
+function backend(given: Given | undefined): IptablesBackend {
+  return oneOf(given, ["auto", "nft", "legacy"] as const, "auto");
+}
+
 function logLevel(given: Given | undefined): LogLevel {
-  if (given === undefined) return "info";
-  const level = logLevels.find((candidate) => candidate === given.value);
-  if (level === undefined) throw invalid(given, `expected one of ${logLevels.join(", ")}`);
-  return level;
+  return oneOf(given, logLevels, "info");
+}
+
+function oneOf<T extends string>(given: Given | undefined, accepted: readonly T[], fallback: T): T {
+  if (given === undefined) return fallback;
+  const value = accepted.find((candidate) => candidate === given.value);
+  if (value === undefined) throw invalid(given, `expected one of ${accepted.join(", ")}`);
+  return value;
 }

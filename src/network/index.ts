@@ -1,5 +1,6 @@
 import type { Logger } from "../logger.js";
 import { FunctionStrategy } from "./function-strategy.js";
+import { InstanceStore } from "./instance-store.js";
 import { Iptables, type IptablesOptions } from "./iptables.js";
 import { Ipv4Cidr } from "./ipv4-cidr.js";
 import { NetworkManager } from "./network-manager.js";
@@ -13,6 +14,8 @@ export { NetworkError, type NetworkErrorCode } from "./network-error.js";
 export type { NetworkPlane, PlaneStats } from "./network-plane.js";
 export type { NetworkObserver } from "./network-observer.js";
 
+export const DEFAULT_STATE_DIR = "/var/lib/rik-network";
+
 export interface NetworkPlaneOptions {
   /** CIDR the /30s are taken from, e.g. "10.220.0.0/16". */
   readonly pool: string;
@@ -21,30 +24,40 @@ export interface NetworkPlaneOptions {
   readonly logger: Logger;
   readonly iptables?: IptablesOptions;
   readonly observer?: NetworkObserver;
-  /** Directory of the durable instance store (e.g. /var/lib/rik-network). */
+  /** Directory of the durable instance store. Default /var/lib/rik-network. */
   readonly stateDir?: string;
   /** Period of the drift-repairing resync, in milliseconds; 0 turns it off. */
   readonly resyncIntervalMs?: number;
 }
 
 /**
- * Sets the node up (idempotently) and returns the network plane. Strategies are
- * registered here, per workload kind, and nowhere else.
+ * Sets the node up, reconciles the kernel with the stored instances, and returns the
+ * network plane. Strategies are registered here, per workload kind, and nowhere else.
  */
 export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<NetworkPlane & { close(): Promise<void> }> {
+  const { logger, observer } = options;
+  const pool = Ipv4Cidr.parse(options.pool);
+  const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR);
   const rtnetlink = Rtnetlink.open();
-  const observer = options.observer ?? {};
-  const iptables = new Iptables({ ...options.iptables, observer });
-  const functions = new FunctionStrategy({ pool: Ipv4Cidr.parse(options.pool), mtu: options.mtu, iptables, rtnetlink, logger: options.logger });
+  const iptables = new Iptables({ ...options.iptables, ...(observer === undefined ? {} : { observer }) });
+  const functions = new FunctionStrategy({ pool, mtu: options.mtu, iptables, rtnetlink, logger });
   const registry = new StrategyRegistry({
     Function: functions,
     Pod: { unimplemented: "Pod workloads are not supported by rik-network yet: only Function instances get a network" },
   });
-  const manager = new NetworkManager(registry, options.logger);
+  const manager = new NetworkManager({
+    registry,
+    store,
+    logger,
+    ...(observer === undefined ? {} : { observer }),
+    ...(options.resyncIntervalMs === undefined ? {} : { resyncIntervalMs: options.resyncIntervalMs }),
+  });
   try {
     await manager.start();
   } catch (error) {
+    await manager.close();
     rtnetlink.close();
+    store.close();
     throw error;
   }
   return {
@@ -56,6 +69,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     close: async () => {
       await manager.close();
       rtnetlink.close();
+      store.close();
     },
   };
 }

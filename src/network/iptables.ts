@@ -1,6 +1,6 @@
-import { execa, type ExecaError } from "execa";
 import { NetworkError } from "./network-error.js";
 import type { NetworkObserver } from "./network-observer.js";
+import { runCommand, type CommandResult } from "./run-command.js";
 
 export interface IptablesOptions {
   /** iptables-restore binary, e.g. "iptables-restore" or "iptables-legacy-restore". */
@@ -16,15 +16,24 @@ export interface IptablesOptions {
 
 const LOCK_CONTENTION = /xtables lock|holding the lock|Resource temporarily unavailable/i;
 
-function failure(command: string, error: unknown): NetworkError {
-  const execaError = error as ExecaError;
-  if ((execaError as { code?: string }).code === "ENOENT") {
-    return new NetworkError("unavailable", `${command} is not installed; install the iptables package (apt-get install -y iptables)`, {
-      cause: error,
-    });
+function notInstalled(command: string, error: unknown): NetworkError {
+  return new NetworkError("unavailable", `${command} is not installed; install the iptables package (apt-get install -y iptables)`, {
+    cause: error,
+  });
+}
+
+function failed(command: string, result: CommandResult): NetworkError {
+  const reason = result.stderr.trim() || `exit code ${result.exitCode ?? result.signal}`;
+  return new NetworkError("internal", `${command} failed: ${reason}`, { cause: result });
+}
+
+async function run(command: string, args: readonly string[], input?: string): Promise<CommandResult> {
+  try {
+    return await runCommand(command, args, input);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw notInstalled(command, error);
+    throw new NetworkError("internal", `cannot run ${command}: ${(error as Error).message}`, { cause: error });
   }
-  const stderr = String(execaError.stderr ?? "").trim();
-  return new NetworkError("internal", `${command} failed: ${stderr || execaError.shortMessage || String(error)}`, { cause: error });
 }
 
 /** Runs iptables-restore and iptables-save; one exec per call. */
@@ -44,7 +53,8 @@ export class Iptables {
   }
 
   /**
-   * Applies one batch atomically: the kernel sees all of it or none of it.
+   * Applies one batch atomically: the kernel sees all of it or none of it. A batch that
+   * lost the race for the xtables lock (legacy backend) is retried a bounded number of times.
    *
    * Equivalent to: `iptables-restore --noflush --wait 5 < batch`
    */
@@ -52,25 +62,21 @@ export class Iptables {
     if (batch === "") return;
     const startedAt = performance.now();
     for (let attempt = 0; ; attempt++) {
-      try {
-        await execa(this.restoreCommand, ["--noflush", "--wait", String(this.lockWaitSeconds)], { input: batch });
+      const result = await run(this.restoreCommand, ["--noflush", "--wait", String(this.lockWaitSeconds)], batch);
+      if (result.exitCode === 0) {
         this.observer.iptablesRestore?.((performance.now() - startedAt) / 1000, true);
         return;
-      } catch (error) {
-        const stderr = String((error as ExecaError).stderr ?? "");
-        if (attempt < this.lockRetries && LOCK_CONTENTION.test(stderr)) continue;
-        this.observer.iptablesRestore?.((performance.now() - startedAt) / 1000, false);
-        throw failure(this.restoreCommand, error);
       }
+      if (attempt < this.lockRetries && LOCK_CONTENTION.test(result.stderr)) continue;
+      this.observer.iptablesRestore?.((performance.now() - startedAt) / 1000, false);
+      throw failed(this.restoreCommand, result);
     }
   }
 
   /** Equivalent to: `iptables-save` */
   async save(): Promise<string> {
-    try {
-      return (await execa(this.saveCommand)).stdout;
-    } catch (error) {
-      throw failure(this.saveCommand, error);
-    }
+    const result = await run(this.saveCommand, []);
+    if (result.exitCode !== 0) throw failed(this.saveCommand, result);
+    return result.stdout;
   }
 }

@@ -1,94 +1,186 @@
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Logger } from "../logger.js";
-import type { ApplyRequest, InstanceNetwork } from "./instance-network.js";
+import { faultPoint } from "./fault-point.js";
+import type { ApplyRequest, InstanceNetwork, InstanceStatus } from "./instance-network.js";
 import { validateInstanceId } from "./instance-id.js";
+import type { InstanceRecord, InstanceStore } from "./instance-store.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { NetworkError } from "./network-error.js";
-import type { NetworkPlane } from "./network-plane.js";
+import type { NetworkObserver } from "./network-observer.js";
+import { OperationGate } from "./operation-gate.js";
 import type { StrategyRegistry } from "./strategy-registry.js";
 import { parseWorkloadDefinition, type WorkloadDefinition } from "./workload-definition.js";
 
-interface InstanceRecord {
-  network: InstanceNetwork;
-  /** Digest of the parsed definition: a re-CREATE with the same one is a no-op. */
-  readonly digest: string;
+export interface NetworkManagerOptions {
+  readonly registry: StrategyRegistry;
+  readonly store: InstanceStore;
+  readonly logger: Logger;
+  readonly observer?: NetworkObserver;
+  /** Period of the drift-repairing resync; 0 or undefined turns it off. */
+  readonly resyncIntervalMs?: number;
 }
 
 function digestOf(definition: WorkloadDefinition): string {
   return createHash("sha256").update(JSON.stringify(definition)).digest("hex");
 }
 
+function withStatus(record: InstanceRecord, status: InstanceRecord["status"], networkStatus: InstanceStatus = status): InstanceRecord {
+  return { ...record, status, network: { ...record.network, status: networkStatus } };
+}
+
 /**
  * The node's instances and the single entry point for changing them. Validates input
- * before any strategy runs, serializes operations per instance, and announces changes.
+ * before anything is recorded, writes intent to the store before the kernel is touched,
+ * serializes operations per instance, reconciles the kernel with the store at start and
+ * periodically, and announces every change.
  */
-export class NetworkManager implements Omit<NetworkPlane, "stats"> {
-  private readonly registry: StrategyRegistry;
-  private readonly logger: Logger;
+export class NetworkManager {
+  private readonly options: NetworkManagerOptions;
   private readonly records = new Map<string, InstanceRecord>();
   private readonly locks = new KeyedLock();
+  private readonly gate = new OperationGate();
   private readonly events = new EventEmitter();
+  private resyncTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(registry: StrategyRegistry, logger: Logger) {
-    this.registry = registry;
-    this.logger = logger;
+  constructor(options: NetworkManagerOptions) {
+    this.options = options;
     this.events.setMaxListeners(0);
   }
 
+  /** Prepares the node, loads the store and makes the kernel match it, before anything is served. */
   async start(): Promise<void> {
-    for (const strategy of this.registry.strategies) await strategy.setupNode();
+    const { registry, store, resyncIntervalMs } = this.options;
+    for (const strategy of registry.strategies) await strategy.setupNode();
+    for (const record of store.load()) {
+      registry.resolve(record.kind).restore(record.network);
+      this.records.set(record.instanceId, record);
+    }
+    await this.reconcile("start");
+    if (resyncIntervalMs !== undefined && resyncIntervalMs > 0) {
+      this.resyncTimer = setInterval(() => {
+        this.reconcile("resync").catch((error: unknown) =>
+          this.options.logger.error("resync failed; retrying at the next interval", { error: (error as Error).message }),
+        );
+      }, resyncIntervalMs);
+      this.resyncTimer.unref();
+    }
   }
 
   async apply(request: ApplyRequest): Promise<InstanceNetwork> {
     if (this.closed) throw new NetworkError("unavailable", "rik-network is shutting down; retry against the restarted service");
     const instanceId = validateInstanceId(request.instanceId);
-    if (request.action === "destroy") return this.locks.run(instanceId, () => this.destroy(instanceId));
+    if (request.action === "destroy") return this.gate.shared(() => this.locks.run(instanceId, () => this.destroy(instanceId)));
     const definition = parseWorkloadDefinition(request.definition);
-    const strategy = this.registry.resolve(definition.kind);
+    const strategy = this.options.registry.resolve(definition.kind);
     const digest = digestOf(definition);
-    return this.locks.run(instanceId, async () => {
-      const existing = this.records.get(instanceId);
-      if (existing !== undefined) {
-        if (existing.digest === digest) return existing.network;
-        throw new NetworkError(
-          "failed-precondition",
-          `instance "${instanceId}" already exists with a different definition; DESTROY it first, then CREATE it again`,
-        );
-      }
-      strategy.admit(instanceId, definition);
-      this.announce({ instanceId, kind: definition.kind, status: "creating" });
-      let network: InstanceNetwork;
-      try {
-        network = await strategy.create(instanceId, definition);
-      } catch (error) {
-        this.announce({ instanceId, kind: definition.kind, status: "failed" });
-        throw error;
-      }
-      this.records.set(instanceId, { network, digest });
-      this.announce(network);
-      return network;
-    });
+    return this.gate.shared(() =>
+      this.locks.run(instanceId, async () => {
+        const existing = this.records.get(instanceId);
+        if (existing?.status === "running" && existing.digest === digest) return existing.network;
+        if (existing !== undefined) {
+          throw new NetworkError(
+            "failed-precondition",
+            existing.status === "running"
+              ? `instance "${instanceId}" already exists with a different definition; DESTROY it first, then CREATE it again`
+              : `instance "${instanceId}" is being destroyed (a previous DESTROY failed); DESTROY it again, then CREATE it`,
+          );
+        }
+        strategy.admit(instanceId, definition);
+        const network = strategy.prepare(instanceId, definition);
+        const intent: InstanceRecord = { instanceId, kind: definition.kind, digest, status: "creating", network };
+        try {
+          this.options.store.put(intent, "crash-safe");
+        } catch (error) {
+          strategy.release(network);
+          throw new NetworkError("unavailable", `cannot record instance "${instanceId}": ${(error as Error).message}`, { cause: error });
+        }
+        this.records.set(instanceId, intent);
+        this.announce(network);
+        faultPoint("create: intent recorded");
+        const running = withStatus(intent, "running");
+        try {
+          await strategy.realize(network);
+          try {
+            this.options.store.put(running);
+          } catch (error) {
+            await strategy.teardown(network);
+            throw error;
+          }
+        } catch (error) {
+          strategy.release(network);
+          this.options.store.remove(instanceId);
+          this.records.delete(instanceId);
+          this.announce({ ...network, status: "failed" });
+          throw error;
+        }
+        this.records.set(instanceId, running);
+        faultPoint("create: acknowledged");
+        this.announce(running.network);
+        return running.network;
+      }),
+    );
   }
 
   private async destroy(instanceId: string): Promise<InstanceNetwork> {
     const record = this.records.get(instanceId);
     if (record === undefined) return { instanceId, kind: "", status: "terminated" };
-    const { network } = record;
-    record.network = { ...network, status: "destroying" };
-    this.announce(record.network);
+    const strategy = this.options.registry.resolve(record.kind);
+    const destroying = withStatus(record, "destroying");
+    this.options.store.put(destroying, "crash-safe");
+    this.records.set(instanceId, destroying);
+    this.announce(destroying.network);
+    faultPoint("destroy: intent recorded");
     try {
-      await this.registry.resolve(network.kind).destroy(network);
+      await strategy.teardown(record.network);
     } catch (error) {
-      record.network = { ...network, status: "failed" };
-      this.announce(record.network);
+      // Kept, with its allocation, until a DESTROY or a resync finishes the job: nothing leaks.
+      const failed = withStatus(record, "destroying", "failed");
+      this.records.set(instanceId, failed);
+      this.announce(failed.network);
       throw error;
     }
-    this.records.delete(instanceId);
-    const terminated: InstanceNetwork = { ...network, status: "terminated" };
+    this.forget(record);
+    faultPoint("destroy: record removed");
+    const terminated: InstanceNetwork = { ...record.network, status: "terminated" };
     this.announce(terminated);
     return terminated;
+  }
+
+  /**
+   * Makes the kernel hold exactly the acknowledged instances: operations cut short (records
+   * still "creating" or "destroying") are undone or finished, missing pieces re-created,
+   * and whatever no instance owns removed. Runs alone: operations wait for it.
+   */
+  reconcile(trigger: "start" | "resync"): Promise<Record<string, number>> {
+    return this.gate.exclusive(async () => {
+      const startedAt = performance.now();
+      const { registry, logger, observer } = this.options;
+      const running = [...this.records.values()].filter((r) => r.status === "running");
+      const interrupted = [...this.records.values()].filter((r) => r.status !== "running");
+      const actions: Record<string, number> = {};
+      for (const [kind, strategy] of registry.entries) {
+        const done = await strategy.reconcile(running.filter((r) => r.kind === kind).map((r) => r.network));
+        for (const [action, count] of Object.entries(done)) actions[action] = (actions[action] ?? 0) + count;
+      }
+      // Their kernel state is gone now (no longer desired), so their records and reservations can go too.
+      for (const record of interrupted) {
+        const action = record.status === "creating" ? "interrupted_create_undone" : "interrupted_destroy_finished";
+        actions[action] = (actions[action] ?? 0) + 1;
+        this.forget(record);
+        if (record.status === "destroying") this.announce({ ...record.network, status: "terminated" });
+      }
+      const repaired = Object.keys(actions).length > 0;
+      logger.log(trigger === "start" || repaired ? "info" : "debug", "reconciled", {
+        trigger,
+        instances: running.length,
+        actions,
+        duration_ms: Math.round(performance.now() - startedAt),
+      });
+      observer?.reconciled?.(trigger, actions);
+      return actions;
+    });
   }
 
   get(instanceId: string): InstanceNetwork {
@@ -111,11 +203,18 @@ export class NetworkManager implements Omit<NetworkPlane, "stats"> {
   /** Refuses new operations and waits for those in flight. Leaves every network in place. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.locks.idle();
+    clearInterval(this.resyncTimer);
+    await this.gate.exclusive(async () => undefined);
+  }
+
+  private forget(record: InstanceRecord): void {
+    this.options.registry.resolve(record.kind).release(record.network);
+    this.options.store.remove(record.instanceId);
+    this.records.delete(record.instanceId);
   }
 
   private announce(network: InstanceNetwork): void {
-    this.logger.debug("instance changed", { instance_id: network.instanceId, status: network.status });
+    this.options.logger.debug("instance changed", { instance_id: network.instanceId, status: network.status });
     this.events.emit("change", network);
   }
 }

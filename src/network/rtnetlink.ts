@@ -1,6 +1,7 @@
 import { createRtNetlink, FlagsNew, type RtNetlinkSocket } from "netlink";
 import { ipv4Bytes, parseIpv4 } from "./ipv4-cidr.js";
 import { NetworkError } from "./network-error.js";
+import { Semaphore } from "./semaphore.js";
 
 const AF_INET = 2;
 const IFLA_INFO_KIND = 1;
@@ -12,6 +13,9 @@ export interface LinkInfo {
   readonly name: string;
   /** rtnetlink link kind ("tun", "veth", ...); undefined for physical devices and loopback. */
   readonly kind: string | undefined;
+  /** Administratively up (IFF_UP), whatever the carrier. */
+  readonly up: boolean;
+  readonly mtu: number;
 }
 
 export interface AddressInfo {
@@ -56,16 +60,42 @@ export function linkKind(linkinfo: Buffer | undefined): string | undefined {
   return undefined;
 }
 
+/** Requests in flight at once: enough to overlap round trips, few enough that the replies fit the receive buffer. */
+const MAX_IN_FLIGHT = 16;
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+/** A reply lost by the kernel (ENOBUFS) would otherwise leave its request waiting forever. */
+const REQUEST_TIMEOUT_MS = 5000;
+
 /**
  * rtnetlink operations named after `ip` (link, addr, route + verb). One socket serves
- * concurrent requests; dumps are serialized because concurrent dumps on one socket break.
+ * concurrent requests, at most MAX_IN_FLIGHT at a time; dumps are serialized because
+ * concurrent dumps on one socket break.
  */
 export class Rtnetlink {
   private readonly socket: RtNetlinkSocket;
+  private readonly inFlight = new Semaphore(MAX_IN_FLIGHT);
   private dumping: Promise<unknown> = Promise.resolve();
+  /** The last socket-level error (e.g. ENOBUFS), reported with the requests it made fail. */
+  private socketError: Error | undefined;
 
   private constructor(socket: RtNetlinkSocket) {
     this.socket = socket;
+    // The native binding reports socket errors as an 'error' event from inside its
+    // callback: unhandled, that aborts the whole process.
+    socket.socket.on("error", (error: Error) => (this.socketError = error));
+    socket.socket.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
+  }
+
+  /** Every request goes through here: bounded concurrency, bounded wait. */
+  private request<T>(operation: string, send: (options: { timeout: number }) => Promise<T>): Promise<T> {
+    return this.inFlight.run(async () => {
+      try {
+        return await send({ timeout: REQUEST_TIMEOUT_MS });
+      } catch (error) {
+        const cause = this.socketError !== undefined && /Timeout/.test((error as Error).message) ? this.socketError : error;
+        throw kernelError(operation, cause);
+      }
+    });
   }
 
   static open(): Rtnetlink {
@@ -78,71 +108,87 @@ export class Rtnetlink {
 
   /** Equivalent to: `ip -j link show dev $name` (the index only). Throws "not-found" when absent. */
   async linkIndex(name: string): Promise<number> {
-    try {
-      const [link] = await this.socket.getLink({}, { ifname: name });
-      if (link?.data.index === undefined) throw new Error("ENODEV");
-      return link.data.index;
-    } catch (error) {
-      throw kernelError(`looking up link ${name}`, error);
-    }
+    const [link] = await this.request(`looking up link ${name}`, (options) => this.socket.getLink({}, { ifname: name }, options));
+    if (link?.data.index === undefined) throw new NetworkError("not-found", `looking up link ${name} failed: ENODEV`);
+    return link.data.index;
   }
 
   /** Equivalent to: `ip link set dev $name mtu $mtu up`. */
   async linkSetUp(index: number, mtu?: number): Promise<void> {
-    try {
-      await this.socket.setLink({ index, change: { up: true }, flags: { up: true } }, mtu === undefined ? {} : { mtu });
-    } catch (error) {
-      throw kernelError(`setting link ${index} up`, error);
-    }
+    await this.request(`setting link ${index} up`, (options) =>
+      this.socket.setLink({ index, change: { up: true }, flags: { up: true } }, mtu === undefined ? {} : { mtu }, options),
+    );
+  }
+
+  /** Equivalent to: `ip link set dev $name group $group`. Throws "not-found" when absent. */
+  async linkSetGroup(name: string, group: number): Promise<void> {
+    await this.request(`moving link ${name} to group ${group}`, (options) => this.socket.setLink({}, { ifname: name, group }, options));
+  }
+
+  /**
+   * Equivalent to: `ip link del group $group`. The kernel unregisters the whole group in
+   * one step, with one RCU grace period instead of one per device (~30 ms each).
+   */
+  async linkDelGroup(group: number): Promise<void> {
+    await this.request(`deleting link group ${group}`, (options) => this.socket.delLink({}, { group }, options));
   }
 
   /** Equivalent to: `ip link del dev $name`. Throws "not-found" when absent. */
   async linkDel(name: string): Promise<void> {
-    try {
-      await this.socket.delLink({}, { ifname: name });
-    } catch (error) {
-      throw kernelError(`deleting link ${name}`, error);
-    }
+    await this.request(`deleting link ${name}`, (options) => this.socket.delLink({}, { ifname: name }, options));
+  }
+
+  /** Equivalent to: `ip addr del $address/$prefixLength dev $name`. */
+  async addrDel(index: number, address: string, prefixLength: number): Promise<void> {
+    const bytes = this.addressBytes(address);
+    await this.request(`removing address ${address}/${prefixLength} from link ${index}`, (options) =>
+      this.socket.delAddress({ family: AF_INET, prefixlen: prefixLength, index }, { local: bytes, address: bytes }, options),
+    );
   }
 
   /** Equivalent to: `ip addr replace $address/$prefixLength dev $name` (idempotent). */
   async addrReplace(index: number, address: string, prefixLength: number): Promise<void> {
-    const ip = parseIpv4(address);
-    if (ip === undefined) throw new NetworkError("invalid-argument", `"${address}" is not an IPv4 address`);
-    const bytes = ipv4Bytes(ip);
-    try {
-      await this.socket.newAddress(
+    const bytes = this.addressBytes(address);
+    await this.request(`adding address ${address}/${prefixLength} to link ${index}`, (options) =>
+      this.socket.newAddress(
         { family: AF_INET, prefixlen: prefixLength, index },
         { local: bytes, address: bytes },
-        { flags: FlagsNew.CREATE | FlagsNew.REPLACE },
-      );
-    } catch (error) {
-      throw kernelError(`adding address ${address}/${prefixLength} to link ${index}`, error);
-    }
+        { ...options, flags: FlagsNew.CREATE | FlagsNew.REPLACE },
+      ),
+    );
   }
 
-  private dump<T>(run: () => Promise<T>): Promise<T> {
-    const result = this.dumping.then(run, run);
+  private addressBytes(address: string): Buffer {
+    const ip = parseIpv4(address);
+    if (ip === undefined) throw new NetworkError("invalid-argument", `"${address}" is not an IPv4 address`);
+    return ipv4Bytes(ip);
+  }
+
+  private dump<T>(operation: string, run: (options: { timeout: number }) => Promise<T>): Promise<T> {
+    const send = () => this.request(operation, run);
+    const result = this.dumping.then(send, send);
     this.dumping = result.catch(() => undefined);
     return result;
   }
 
   /** Equivalent to: `ip -d -j link show`. */
   linkList(): Promise<LinkInfo[]> {
-    return this.dump(async () => {
-      const links = await this.socket.getLinks();
+    return this.dump("listing links", async (options) => {
+      const links = await this.socket.getLinks({}, {}, options);
       return links.map((link) => ({
         index: link.data.index ?? 0,
         name: link.attrs.ifname ?? "",
         kind: linkKind(link.attrs.linkinfo as Buffer | undefined),
+        up: link.data.flags?.up === true,
+        mtu: link.attrs.mtu ?? 0,
       }));
     });
   }
 
   /** Equivalent to: `ip -4 -j addr show`. */
   addrList(): Promise<AddressInfo[]> {
-    return this.dump(async () => {
-      const addresses = await this.socket.getAddresses({ family: AF_INET });
+    return this.dump("listing addresses", async (options) => {
+      const addresses = await this.socket.getAddresses({ family: AF_INET }, {}, options);
       return addresses.flatMap((a) => {
         const address = formatBytes(a.attrs.local as Buffer | undefined) ?? formatBytes(a.attrs.address as Buffer | undefined);
         return address === undefined || a.data.index === undefined || a.data.prefixlen === undefined
@@ -154,8 +200,8 @@ export class Rtnetlink {
 
   /** Equivalent to: `ip -4 -j route show table main`. */
   routeList(): Promise<RouteInfo[]> {
-    return this.dump(async () => {
-      const routes = await this.socket.getRoutes({ family: AF_INET });
+    return this.dump("listing routes", async (options) => {
+      const routes = await this.socket.getRoutes({ family: AF_INET }, {}, options);
       return routes.flatMap((r) => {
         const table = (r.attrs.table as number | undefined) ?? r.data.table;
         if (table !== RT_TABLE_MAIN) return [];

@@ -3,17 +3,13 @@ import { NetworkError } from "./network-error.js";
 import { StrategyRegistry } from "./strategy-registry.js";
 import type { WorkloadStrategy } from "./workload-strategy.js";
 
-const fn: WorkloadStrategy = {
-  setupNode: async () => {},
-  admit: () => {},
-  create: async (instanceId) => ({ instanceId, kind: "Function", status: "running" }),
-  destroy: async () => {},
-};
+const fn = { kind: "Function" } as unknown as WorkloadStrategy;
 const registry = new StrategyRegistry({ Function: fn, Pod: { unimplemented: "Pod workloads are not supported yet" } });
 
-test("resolves a registered kind", (t) => {
+test("resolves a registered kind; only implemented kinds are listed as strategies", (t) => {
   t.is(registry.resolve("Function"), fn);
-  t.deepEqual(registry.strategies, [fn]);
+  t.deepEqual(registry.entries, [["Function", fn]]);
+  t.deepEqual(registry.kinds, ["Function", "Pod"]);
 });
 
 test("a known but unimplemented kind is UNIMPLEMENTED with its reason", (t) => {

@@ -8,23 +8,27 @@ export interface Unimplemented {
 
 /** Maps each workload kind to its strategy; the single place where kinds are registered. */
 export class StrategyRegistry {
-  private readonly entries: ReadonlyMap<string, WorkloadStrategy | Unimplemented>;
+  private readonly registered: ReadonlyMap<string, WorkloadStrategy | Unimplemented>;
 
   constructor(entries: Record<string, WorkloadStrategy | Unimplemented>) {
-    this.entries = new Map(Object.entries(entries));
+    this.registered = new Map(Object.entries(entries));
   }
 
   get kinds(): string[] {
-    return [...this.entries.keys()];
+    return [...this.registered.keys()];
   }
 
-  /** The strategies that are implemented, for node setup. */
+  /** The implemented strategies, by kind. */
+  get entries(): [string, WorkloadStrategy][] {
+    return [...this.registered].flatMap(([kind, entry]) => ("unimplemented" in entry ? [] : [[kind, entry] as [string, WorkloadStrategy]]));
+  }
+
   get strategies(): WorkloadStrategy[] {
-    return [...this.entries.values()].filter((entry): entry is WorkloadStrategy => !("unimplemented" in entry));
+    return this.entries.map(([, strategy]) => strategy);
   }
 
   resolve(kind: string): WorkloadStrategy {
-    const entry = this.entries.get(kind);
+    const entry = this.registered.get(kind);
     if (entry === undefined) {
       throw new NetworkError(
         "invalid-argument",

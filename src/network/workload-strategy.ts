@@ -1,17 +1,32 @@
 import type { InstanceNetwork } from "./instance-network.js";
 import type { WorkloadDefinition } from "./workload-definition.js";
 
-/** How one workload kind gets its network. Registered per kind in `createNetworkPlane`. */
+/**
+ * How one workload kind gets its network. Registered per kind in `createNetworkPlane`.
+ * The manager drives the steps so that the store records intent before the kernel is
+ * touched: admit → prepare → (record "creating") → realize → (record "running").
+ */
 export interface WorkloadStrategy {
-  /** Prepares the node once, before serving. Must be idempotent: the node may already be set up. */
+  /** One-time checks and settings before serving (e.g. pool overlap, ip_forward). */
   setupNode(): Promise<void>;
   /**
-   * Refuses, before anything is announced or touched, a definition that conflicts with
-   * instances already on the node (e.g. a host port in use). `create` checks again.
+   * Refuses, before anything is recorded or touched, a definition that conflicts with
+   * instances already on the node (e.g. a host port in use).
    */
   admit(instanceId: string, definition: WorkloadDefinition): void;
-  /** Sets up the instance's network and returns it "running"; on failure leaves the host as it was. */
-  create(instanceId: string, definition: WorkloadDefinition): Promise<InstanceNetwork>;
-  /** Tears down everything `create` made. Tolerates pieces already gone. */
-  destroy(network: InstanceNetwork): Promise<void>;
+  /** Reserves what the instance needs (addresses, names, ports) and returns its network, "creating". No kernel change. */
+  prepare(instanceId: string, definition: WorkloadDefinition): InstanceNetwork;
+  /** Reserves again what a stored record holds, at start. */
+  restore(network: InstanceNetwork): void;
+  /** Makes the network real in the kernel; on failure leaves the host as it was. */
+  realize(network: InstanceNetwork): Promise<void>;
+  /** Removes the network from the kernel. Tolerates pieces already gone. */
+  teardown(network: InstanceNetwork): Promise<void>;
+  /** Frees what `prepare` or `restore` reserved. */
+  release(network: InstanceNetwork): void;
+  /**
+   * Makes the kernel hold exactly these networks: re-creates what they lack and removes
+   * what none of them owns. Returns the actions taken, by name.
+   */
+  reconcile(networks: readonly InstanceNetwork[]): Promise<Record<string, number>>;
 }

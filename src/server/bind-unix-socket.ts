@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { chmod, lstat, mkdir, rm } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { dirname } from "node:path";
 import { bindAsync } from "./bind-async.js";
@@ -7,13 +7,20 @@ import { bindAsync } from "./bind-async.js";
 /** How long a live server may take to accept a probe connection on an existing socket. */
 const probeTimeoutMs = 1000;
 
+/** A group granted the socket (mode 0660), resolved beforehand with `resolveGroupId`. */
+export interface SocketGroup {
+  readonly name: string;
+  readonly gid: number;
+}
+
 /**
  * Binds `server` (insecure credentials) to `unix:<socketPath>` with mode 0600: whoever
- * can connect can rewire the node's network, so only root may. Creates the parent
- * directory (0755) if missing, replaces a stale socket left by a crash, and refuses a
- * path that a live server still holds or that is not a socket.
+ * can connect can rewire the node's network, so only root may. With `group`, the
+ * socket is given to that group with mode 0660 instead. Creates the parent directory
+ * (0755) if missing, replaces a stale socket left by a crash, and refuses a path that
+ * a live server still holds or that is not a socket.
  */
-export async function bindUnixSocket(server: grpc.Server, socketPath: string): Promise<void> {
+export async function bindUnixSocket(server: grpc.Server, socketPath: string, group?: SocketGroup): Promise<void> {
   await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
   await claimSocketPath(socketPath);
   // The umask makes the socket 0600 from the moment it exists; the chmod is what
@@ -24,7 +31,19 @@ export async function bindUnixSocket(server: grpc.Server, socketPath: string): P
   } finally {
     process.umask(previousUmask);
   }
-  await chmod(socketPath, 0o600);
+  if (group === undefined) {
+    await chmod(socketPath, 0o600);
+    return;
+  }
+  // Owner and group only: the socket was created 0600, so nobody else got in meanwhile.
+  await chown(socketPath, -1, group.gid).catch((error: NodeJS.ErrnoException) => {
+    throw new Error(
+      `cannot give ${socketPath} to group ${group.name}: ${error.message}` +
+        (error.code === "EPERM" ? " (without CAP_CHOWN the service must be a member: SupplementaryGroups= in its unit)" : ""),
+      { cause: error },
+    );
+  });
+  await chmod(socketPath, 0o660);
 }
 
 /** Refuses a path held by a live server or by something that is not a socket; removes a stale socket. */

@@ -343,13 +343,48 @@ test("the socket is created with mode 0600, in a parent directory created if mis
   t.true((await stat(dirname(socketPath))).isDirectory());
 });
 
-test("serves on TCP too when asked, on the port it returns", async (t) => {
-  const { tcpPort } = await startServer(t, { listen: { host: "127.0.0.1", port: 0 } });
+test("with a socket group, the socket belongs to that group with mode 0660", async (t) => {
+  const { socketPath } = await startServer(t, { socketGroup: { name: "nogroup", gid: 65534 } });
+  const stats = await stat(socketPath);
+  t.is(stats.mode & 0o777, 0o660);
+  t.is(stats.gid, 65534);
+});
+
+test("serves plain TCP only when asked for as insecure, on the port it returns, with a warning", async (t) => {
+  const { tcpPort, logs } = await startServer(t, { listen: { host: "127.0.0.1", port: 0, tls: "insecure" } });
   t.true(typeof tcpPort === "number" && tcpPort > 0);
   const client = createWorkloadNetworkClient(`127.0.0.1:${tcpPort}`, grpc.credentials.createInsecure());
   t.teardown(() => client.close());
   const response = await unary<ListResponse>((callback) => client.list({}, callback));
   t.deepEqual(response.networks, []);
+  t.like(
+    logs.find((log) => log.level === "warn"),
+    { message: "serving plain TCP without TLS (--insecure-tcp): anyone who can reach this port can rewire the node's network", tcp_port: tcpPort },
+  );
+});
+
+test("the RPC observer hears of every call once, with its method, code and duration", async (t) => {
+  const heard: [string, string, number][] = [];
+  const { client } = await startServer(t, {
+    rpcObserver: { rpcFinished: (method, code, seconds) => heard.push([method, code, seconds]) },
+  });
+  await unary<ApplyResponse>((callback) => client.apply({ instanceId: "fn-1" }, callback));
+  await t.throwsAsync(unary<GetResponse>((callback) => client.get({ instanceId: "nope" }, callback)));
+  const watch = client.watch({});
+  const cancelled = streamStatus(watch);
+  await nextMessages(watch, 1);
+  watch.cancel();
+  t.is((await cancelled).code, grpc.status.CANCELLED);
+  await eventually(t, () => heard.length === 3, "Watch reported once cancelled");
+  t.deepEqual(
+    heard.map(([method, code]) => [method, code]),
+    [
+      ["Apply", "OK"],
+      ["Get", "NOT_FOUND"],
+      ["Watch", "CANCELLED"],
+    ],
+  );
+  for (const [, , seconds] of heard) t.true(seconds >= 0 && seconds < 10);
 });
 
 test("refuses to start on a socket a live server holds, and leaves that socket alone", async (t) => {

@@ -6,7 +6,9 @@ import { file_rik_network_v1_workload_network, WorkloadNetwork } from "../gen/ri
 import type { Logger } from "../logger.js";
 import type { NetworkPlane } from "../network/network-plane.js";
 import { bindAsync } from "./bind-async.js";
-import { bindUnixSocket } from "./bind-unix-socket.js";
+import { bindUnixSocket, type SocketGroup } from "./bind-unix-socket.js";
+import type { ServerTls } from "./load-server-tls.js";
+import type { RpcObserver } from "./rpc-observer.js";
 import { serviceDefinition } from "./service-definition.js";
 import { reflectionPackageDefinition } from "./reflection-package-definition.js";
 import { workloadNetworkService } from "./workload-network-service.js";
@@ -18,8 +20,16 @@ export interface CreateServerOptions {
   readonly logger: Logger;
   /** Absolute path of the unix socket to serve on. */
   readonly socketPath: string;
-  /** Also serve on TCP (insecure for now). Port 0 picks a free port, returned by `start()`. */
-  readonly listen?: { readonly host: string; readonly port: number };
+  /** Give the socket to this group, mode 0660, instead of root only (0600). */
+  readonly socketGroup?: SocketGroup;
+  /**
+   * Also serve on TCP. Port 0 picks a free port, returned by `start()`. With `tls`,
+   * clients must present a certificate that chains to `tls.clientCa` (mTLS);
+   * "insecure" serves plain TCP and logs a warning.
+   */
+  readonly listen?: { readonly host: string; readonly port: number; readonly tls: ServerTls | "insecure" };
+  /** Told of every WorkloadNetwork RPC's outcome (metrics). */
+  readonly rpcObserver?: RpcObserver;
   /** How long `shutdown()` lets in-flight calls finish before cancelling them. */
   readonly shutdownDeadlineMs?: number;
 }
@@ -45,6 +55,12 @@ export const maxReceiveMessageBytes = 1024 * 1024;
 
 const defaultShutdownDeadlineMs = 10_000;
 
+/** mTLS: the server's certificate, and client certificates required and checked against the client CA. */
+function tcpCredentials(tls: ServerTls | "insecure"): grpc.ServerCredentials {
+  if (tls === "insecure") return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(tls.clientCa, [{ cert_chain: tls.cert, private_key: tls.key }], true);
+}
+
 /** The names the health service answers for: the whole server ("") and each service. */
 const healthNames = ["", WorkloadNetwork.typeName];
 
@@ -53,14 +69,14 @@ const healthNames = ["", WorkloadNetwork.typeName];
  * plus the standard health and reflection services. Nothing is bound before `start()`.
  */
 export function createServer(options: CreateServerOptions): WorkloadNetworkServer {
-  const { plane, nodeName, logger, socketPath, listen } = options;
+  const { plane, nodeName, logger, socketPath, listen, rpcObserver } = options;
   const shutdownDeadlineMs = options.shutdownDeadlineMs ?? defaultShutdownDeadlineMs;
 
   const server = new grpc.Server({ "grpc.max_receive_message_length": maxReceiveMessageBytes });
   const shuttingDown = new AbortController();
   server.addService(
     serviceDefinition(WorkloadNetwork),
-    workloadNetworkService({ plane, nodeName, logger, shutdown: shuttingDown.signal }),
+    workloadNetworkService({ plane, nodeName, logger, rpcObserver, shutdown: shuttingDown.signal }),
   );
   const health = new HealthImplementation(Object.fromEntries(healthNames.map((name) => [name, "SERVING"])));
   health.addToServer(server);
@@ -101,11 +117,17 @@ export function createServer(options: CreateServerOptions): WorkloadNetworkServe
       if (started) throw new Error("the server was already started");
       started = true;
       try {
-        await bindUnixSocket(server, socketPath);
+        await bindUnixSocket(server, socketPath, options.socketGroup);
         socketBound = true;
         if (listen === undefined) return { socketPath };
         const host = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
-        const tcpPort = await bindAsync(server, `${host}:${listen.port}`, grpc.ServerCredentials.createInsecure());
+        const tcpPort = await bindAsync(server, `${host}:${listen.port}`, tcpCredentials(listen.tls));
+        if (listen.tls === "insecure") {
+          logger.warn("serving plain TCP without TLS (--insecure-tcp): anyone who can reach this port can rewire the node's network", {
+            host: listen.host,
+            tcp_port: tcpPort,
+          });
+        }
         return { socketPath, tcpPort };
       } catch (error) {
         server.forceShutdown();

@@ -8,8 +8,8 @@ export interface RpcOutcome {
   /** Omitted for calls that are not about one instance (List, Watch). */
   readonly instanceId?: string;
   readonly code: status;
-  /** `performance.now()` when the call started. */
-  readonly startedAt: number;
+  /** From the call's arrival to its status (for Watch: the stream's whole life). */
+  readonly durationMs: number;
   readonly error?: unknown;
 }
 
@@ -26,7 +26,7 @@ export function logRpc(logger: Logger, outcome: RpcOutcome): void {
     method: outcome.method,
     instance_id: outcome.instanceId,
     code: status[outcome.code],
-    duration_ms: Math.round((performance.now() - outcome.startedAt) * 1000) / 1000,
+    duration_ms: Math.round(outcome.durationMs * 1000) / 1000,
   };
   if (outcome.error !== undefined) {
     fields.error = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);

@@ -12,7 +12,8 @@ import type { ApplyAction, InstanceNetwork } from "../network/instance-network.j
 import { NetworkError } from "../network/network-error.js";
 import type { NetworkPlane } from "../network/network-plane.js";
 import type { ServiceImplementation } from "./service-definition.js";
-import { logRpc } from "./log-rpc.js";
+import { reportRpc } from "./report-rpc.js";
+import type { RpcObserver } from "./rpc-observer.js";
 import { statusFromError } from "./status-from-error.js";
 import { toInstanceNetworkMessage } from "./to-instance-network-message.js";
 import { toWorkerStatus } from "./to-worker-status.js";
@@ -22,6 +23,8 @@ export interface WorkloadNetworkServiceOptions {
   /** Sent as `identifier` in every Watch message. */
   readonly nodeName: string;
   readonly logger: Logger;
+  /** Told of every RPC's outcome, e.g. to count and time them. */
+  readonly rpcObserver?: RpcObserver;
   /**
    * Aborted when the server starts shutting down. Watch streams never end on their
    * own, so they are ended then (UNAVAILABLE, so that clients reconnect elsewhere or
@@ -35,6 +38,7 @@ export function workloadNetworkService(
   options: WorkloadNetworkServiceOptions,
 ): ServiceImplementation<typeof WorkloadNetwork> {
   const { plane, nodeName, logger, shutdown } = options;
+  const report = reportRpc(logger, options.rpcObserver);
 
   function unary<Request, Response>(
     method: string,
@@ -46,12 +50,12 @@ export function workloadNetworkService(
       const instanceId = instanceIdOf(call.request);
       handle(call.request).then(
         (response) => {
-          logRpc(logger, { method, instanceId, code: status.OK, startedAt });
+          report({ method, instanceId, code: status.OK, startedAt });
           callback(null, response);
         },
         (error: unknown) => {
           const failure = statusFromError(error);
-          logRpc(logger, { method, instanceId, code: failure.code, startedAt, error });
+          report({ method, instanceId, code: failure.code, startedAt, error });
           callback(failure);
         },
       );
@@ -98,7 +102,7 @@ export function workloadNetworkService(
         ended = true;
         unsubscribe();
         shutdown.removeEventListener("abort", onShutdown);
-        logRpc(logger, { method: "Watch", code, startedAt, error });
+        report({ method: "Watch", code, startedAt, error });
       };
       const fail = (code: status, details: string, error?: unknown): void => {
         if (ended) return;

@@ -25,6 +25,8 @@ export interface ServiceOptions {
   readonly logLevel?: "error" | "warn" | "info" | "debug";
   /** Unix socket path, `--socket`. Default `<fresh tmp dir>/rik.sock`; reuse one to restart a service. */
   readonly socketPath?: string;
+  /** `--state-dir`. Default `state/` beside the socket, so a restart on the same socket finds its state. */
+  readonly stateDir?: string;
   readonly extraArgs?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
   /** How long to wait for readiness. Default 20 s. */
@@ -92,6 +94,8 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
     "serve",
     "--socket",
     socketPath,
+    "--state-dir",
+    options.stateDir ?? path.join(path.dirname(socketPath), "state"),
     "--pool",
     options.pool ?? "10.220.0.0/24",
     "--node-name",

@@ -47,7 +47,8 @@ export class WorkloadClient {
   readonly raw: WorkloadNetworkClient;
 
   constructor(address: string) {
-    this.raw = createWorkloadNetworkClient(address, grpc.credentials.createInsecure());
+    // Its own connection: a client made right after a restart must not inherit a shared reconnect back-off.
+    this.raw = createWorkloadNetworkClient(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
   }
 
   async apply(request: MessageInitShape<typeof InstanceSchedulingSchema>): Promise<InstanceNetwork> {

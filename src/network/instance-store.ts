@@ -1,0 +1,105 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import type { InstanceNetwork } from "./instance-network.js";
+import { NetworkError } from "./network-error.js";
+
+/**
+ * What the store keeps per instance. `status` is the write-ahead intent: "creating" and
+ * "destroying" mean the operation may have been cut short, "running" that CREATE was
+ * acknowledged.
+ */
+export interface InstanceRecord {
+  readonly instanceId: string;
+  readonly kind: string;
+  /** Digest of the parsed definition: a repeated CREATE with the same one is a no-op. */
+  readonly digest: string;
+  readonly status: "creating" | "running" | "destroying";
+  /** Allocation, TAP, MAC and ports, exactly as returned to the caller. */
+  readonly network: InstanceNetwork;
+}
+
+const FORMAT = 1;
+const SUFFIX = ".json";
+const TEMPORARY = ".tmp";
+
+/**
+ * One JSON file per instance under `<stateDir>/instances`. Each write goes to a temporary
+ * file renamed over the record: a kill -9 at any instant leaves the old record or the new
+ * one. Durable writes are also fsynced (file, then directory), so that they survive a
+ * power cut too; intents need not be, since a power cut takes the kernel state they
+ * describe with it.
+ */
+export class InstanceStore {
+  readonly directory: string;
+  private readonly directoryFd: number;
+
+  private constructor(directory: string) {
+    this.directory = directory;
+    this.directoryFd = openSync(directory, "r");
+  }
+
+  static open(stateDir: string): InstanceStore {
+    const directory = join(stateDir, "instances");
+    try {
+      mkdirSync(directory, { recursive: true, mode: 0o700 });
+      return new InstanceStore(directory);
+    } catch (error) {
+      throw new NetworkError("unavailable", `cannot use state directory ${stateDir}: ${(error as Error).message}; check --state-dir`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** Every record; temporary files of writes cut short are removed. */
+  load(): InstanceRecord[] {
+    const records: InstanceRecord[] = [];
+    for (const name of readdirSync(this.directory)) {
+      const path = join(this.directory, name);
+      if (name.endsWith(TEMPORARY)) {
+        rmSync(path, { force: true });
+      } else if (name.endsWith(SUFFIX)) {
+        let parsed: { format?: number; record?: InstanceRecord };
+        try {
+          parsed = JSON.parse(readFileSync(path, "utf8")) as typeof parsed;
+        } catch (error) {
+          throw new NetworkError("internal", `state file ${path} is unreadable (${(error as Error).message}); move it away and restart`, {
+            cause: error,
+          });
+        }
+        if (parsed.format !== FORMAT || parsed.record?.instanceId !== name.slice(0, -SUFFIX.length)) {
+          throw new NetworkError("internal", `state file ${path} is not a format-${FORMAT} record of its instance; move it away and restart`);
+        }
+        records.push(parsed.record);
+      }
+    }
+    return records;
+  }
+
+  put(record: InstanceRecord, durability: "durable" | "crash-safe" = "durable"): void {
+    const path = this.pathOf(record.instanceId);
+    const temporary = path + TEMPORARY;
+    const fd = openSync(temporary, "w", 0o600);
+    try {
+      writeSync(fd, JSON.stringify({ format: FORMAT, record }));
+      if (durability === "durable") fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, path);
+    if (durability === "durable") fsyncSync(this.directoryFd);
+  }
+
+  remove(instanceId: string): void {
+    rmSync(this.pathOf(instanceId), { force: true });
+    fsyncSync(this.directoryFd);
+  }
+
+  close(): void {
+    closeSync(this.directoryFd);
+  }
+
+  /** Instance ids are validated to a filename-safe alphabet that cannot start with a dot. */
+  private pathOf(instanceId: string): string {
+    return join(this.directory, instanceId + SUFFIX);
+  }
+}

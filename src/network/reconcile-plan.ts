@@ -1,0 +1,121 @@
+import { isTapName } from "./instance-naming.js";
+import { chainKey, ruleKey, type Chain, type Rule, type RuleBatch, type SavedRules } from "./iptables-rules.js";
+import type { AddressInfo, LinkInfo } from "./rtnetlink.js";
+
+/** A TAP as an instance needs it. */
+export interface DesiredTap {
+  readonly tapName: string;
+  readonly hostIp: string;
+  readonly prefixLength: number;
+  readonly mtu: number;
+}
+
+export interface DesiredState {
+  readonly taps: readonly DesiredTap[];
+  readonly chains: readonly Chain[];
+  /** Jumps into our chains: inserted at the top when missing. */
+  readonly jumps: readonly Rule[];
+  /** Every other rule we own: appended when missing. */
+  readonly rules: readonly Rule[];
+}
+
+export interface ObservedState {
+  readonly links: readonly LinkInfo[];
+  readonly addresses: readonly AddressInfo[];
+  readonly saved: SavedRules;
+}
+
+export interface TapRepair {
+  readonly tap: DesiredTap;
+  readonly index: number;
+  readonly addAddress: boolean;
+  readonly setUp: boolean;
+}
+
+export interface ReconcilePlan {
+  readonly createTaps: readonly DesiredTap[];
+  readonly repairTaps: readonly TapRepair[];
+  readonly removeAddresses: readonly AddressInfo[];
+  readonly deleteTaps: readonly string[];
+  readonly rules: Required<RuleBatch>;
+}
+
+const ownComment = /--comment "?(rik:[^" ]+|rik-network)"?/;
+
+/** Rules we own: those in our chains, and those our comments tag anywhere else. */
+function isOurs(rule: Rule, ourChains: ReadonlySet<string>): boolean {
+  return ourChains.has(chainKey({ table: rule.table, name: rule.chain })) || ownComment.test(rule.spec);
+}
+
+/**
+ * What to do so that the kernel holds exactly the desired state: missing TAPs, addresses
+ * and rules are added; TAPs with our naming, addresses on them and rules of ours that no
+ * instance owns are removed; duplicates of a desired rule are removed. Pure, so that every
+ * decision reconcile takes can be tested without a kernel.
+ */
+export function planReconcile(desired: DesiredState, observed: ObservedState): ReconcilePlan {
+  const linkByName = new Map(observed.links.map((link) => [link.name, link]));
+  const wantedTaps = new Map(desired.taps.map((tap) => [tap.tapName, tap]));
+  const addressesByIndex = new Map<number, AddressInfo[]>();
+  for (const address of observed.addresses) {
+    addressesByIndex.set(address.index, [...(addressesByIndex.get(address.index) ?? []), address]);
+  }
+
+  const createTaps: DesiredTap[] = [];
+  const repairTaps: TapRepair[] = [];
+  const removeAddresses: AddressInfo[] = [];
+  for (const tap of desired.taps) {
+    const link = linkByName.get(tap.tapName);
+    if (link === undefined || link.kind !== "tun") {
+      createTaps.push(tap);
+      continue;
+    }
+    const addresses = addressesByIndex.get(link.index) ?? [];
+    const addAddress = !addresses.some((a) => a.address === tap.hostIp && a.prefixLength === tap.prefixLength);
+    const setUp = !link.up || link.mtu !== tap.mtu;
+    if (addAddress || setUp) repairTaps.push({ tap, index: link.index, addAddress, setUp });
+    removeAddresses.push(...addresses.filter((a) => a.address !== tap.hostIp || a.prefixLength !== tap.prefixLength));
+  }
+  const deleteTaps = observed.links
+    .filter((link) => isTapName(link.name) && link.kind === "tun" && !wantedTaps.has(link.name))
+    .map((link) => link.name);
+
+  const ourChains = new Set(desired.chains.map(chainKey));
+  const wanted = new Map<string, Rule>();
+  for (const rule of [...desired.jumps, ...desired.rules]) wanted.set(ruleKey(rule), rule);
+  const seen = new Set<string>();
+  const deleteRules: Rule[] = [];
+  for (const rule of observed.saved.rules) {
+    const key = ruleKey(rule);
+    if (wanted.has(key) && !seen.has(key)) seen.add(key);
+    else if (wanted.has(key) || isOurs(rule, ourChains)) deleteRules.push(rule);
+  }
+  const missing = (rules: readonly Rule[]) => rules.filter((rule) => !seen.has(ruleKey(rule)));
+
+  return {
+    createTaps,
+    repairTaps,
+    removeAddresses,
+    deleteTaps,
+    rules: {
+      createChains: desired.chains.filter((chain) => !observed.saved.chains.has(chainKey(chain))),
+      delete: deleteRules,
+      insert: missing(desired.jumps),
+      append: missing(desired.rules),
+    },
+  };
+}
+
+/** The plan as counts per action, for the one log line and the metrics of a reconcile. */
+export function planActions(plan: ReconcilePlan): Record<string, number> {
+  const counts: Record<string, number> = {
+    tap_created: plan.createTaps.length,
+    tap_repaired: plan.repairTaps.length,
+    address_removed: plan.removeAddresses.length,
+    tap_removed: plan.deleteTaps.length,
+    chain_created: plan.rules.createChains.length,
+    rule_removed: plan.rules.delete.length,
+    rule_added: plan.rules.insert.length + plan.rules.append.length,
+  };
+  return Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0));
+}

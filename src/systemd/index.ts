@@ -1,0 +1,1 @@
+export { sdNotify, type SdNotifyOptions } from "./sd-notify.js";

@@ -1,0 +1,80 @@
+/**
+ * Compares a node namespace's kernel state with a set of instance networks, as the service
+ * reports them: every difference is a line of text, so "exactly as expected" is `[]`.
+ * The expected rules are written out here independently of src/, so that a bug in the
+ * service's rule rendering cannot hide itself.
+ */
+import type { InstanceNetwork } from "../../src/gen/rik/network/v1/workload_network_pb.js";
+import { iptablesSave, ipAddrs, ipLinks, ipv4ByLink, rulesMatching, tapLinks } from "./kernel-state.js";
+
+const PROTOCOLS: Record<number, string> = { 1: "tcp", 2: "udp" };
+
+/** The iptables-save lines one instance owns. */
+export function expectedRules(network: InstanceNetwork): string[] {
+  const fn = network.network.value!;
+  const tag = `-m comment --comment "rik:${network.instanceId}"`;
+  const lines = [`-A RIKLET-FORWARD -s ${fn.guestIp}/32 -i ${fn.tapName} ${tag} -j ACCEPT`];
+  for (const port of fn.ports) {
+    const p = PROTOCOLS[port.protocol]!;
+    lines.push(`-A RIKLET -p ${p} -m ${p} --dport ${port.hostPort} ${tag} -j DNAT --to-destination ${fn.guestIp}:${port.guestPort}`);
+    lines.push(`-A RIKLET-FORWARD -d ${fn.guestIp}/32 -o ${fn.tapName} -p ${p} -m ${p} --dport ${port.guestPort} ${tag} -j ACCEPT`);
+  }
+  return lines;
+}
+
+/** The node-wide lines, present exactly once whatever the instances. */
+export function expectedNodeRules(pool: string): string[] {
+  return [
+    "-A FORWARD -m comment --comment rik-network -j RIKLET-FORWARD",
+    "-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment rik-network -j RIKLET",
+    `-A POSTROUTING -s ${pool} ! -d ${pool} -m comment --comment rik-network -j MASQUERADE`,
+    "-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment rik-network -j RIKLET",
+    `-A RIKLET-FORWARD -d ${pool} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment rik-network -j ACCEPT`,
+  ];
+}
+
+function difference(label: string, actual: readonly string[], expected: readonly string[]): string[] {
+  const missing = expected.filter((line) => !actual.includes(line)).map((line) => `${label} missing: ${line}`);
+  const extra = actual.filter((line) => !expected.includes(line)).map((line) => `${label} unexpected: ${line}`);
+  const counts = new Map<string, number>();
+  for (const line of actual) counts.set(line, (counts.get(line) ?? 0) + 1);
+  const duplicated = [...counts].filter(([, n]) => n > 1).map(([line, n]) => `${label} ${n} times: ${line}`);
+  return [...missing, ...extra, ...duplicated];
+}
+
+/** Every way the kernel differs from "exactly these instances, on a pool of `pool`". */
+export async function kernelDiff(ns: string, networks: readonly InstanceNetwork[], pool: string): Promise<string[]> {
+  const [links, addrs, save] = await Promise.all([ipLinks(ns), ipAddrs(ns), iptablesSave(ns)]);
+  const taps = tapLinks(links);
+  const byLink = ipv4ByLink(addrs);
+  const diffs = difference(
+    "TAP",
+    taps.map((link) => link.ifname).sort(),
+    networks.map((n) => n.network.value!.tapName).sort(),
+  );
+  for (const network of networks) {
+    const fn = network.network.value!;
+    const tap = taps.find((link) => link.ifname === fn.tapName);
+    if (tap === undefined) continue;
+    diffs.push(...difference(`address of ${fn.tapName}`, byLink.get(fn.tapName) ?? [], [`${fn.hostIp}/${fn.prefixLength}`]));
+    if (!tap.flags.includes("UP")) diffs.push(`TAP ${fn.tapName} is down`);
+  }
+  const [net, bits] = pool.split("/") as [string, string];
+  const poolStart = net.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+  const inPool = (cidr: string) => {
+    const value = cidr.split("/")[0]!.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+    return value >= poolStart && value < poolStart + 2 ** (32 - Number(bits));
+  };
+  for (const [link, cidrs] of byLink) {
+    if (!taps.some((tap) => tap.ifname === link)) {
+      diffs.push(...cidrs.filter(inPool).map((cidr) => `pool address ${cidr} on ${link}, which is not an instance's TAP`));
+    }
+  }
+  diffs.push(...difference("instance rule", rulesMatching(save, "rik:"), networks.flatMap(expectedRules)));
+  diffs.push(...difference("node rule", rulesMatching(save, "rik-network"), expectedNodeRules(pool)));
+  const strays = save
+    .split("\n")
+    .filter((line) => /^-A RIKLET(-FORWARD)? /.test(line) && !line.includes("rik:") && !line.includes("rik-network"));
+  diffs.push(...strays.map((line) => `untagged rule in our chains: ${line}`));
+  return diffs;
+}
