@@ -7,6 +7,7 @@ import test, { type ExecutionContext } from "ava";
 import type { InstanceNetwork } from "../src/gen/rik/network/v1/workload_network_pb.js";
 import { kernelDiff } from "./helpers/kernel-diff.js";
 import { delay, Topology } from "./helpers/netns.js";
+import { seededRandom } from "./helpers/seeded-random.js";
 import { startService, type ServiceProcess } from "./helpers/service-process.js";
 import { functionDefinition, ResourceStatus, WorkloadClient } from "./helpers/workload-client.js";
 
@@ -149,14 +150,7 @@ test("SIGKILLs at random instants under concurrent load are recovered exactly", 
   let service = await startService({ nodeNs: topology.node, pool: POOL, logLevel: "warn" });
   t.teardown(() => service.stop());
   const ids = Array.from({ length: 24 }, (_, i) => `r${i}`);
-  // mulberry32: a seeded generator, so that a failing run can be replayed.
-  let seed = 0x5eed;
-  const nextRandom = (n: number) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) % n;
-  };
+  const nextRandom = seededRandom(0x5eed);
   for (let round = 0; round < 5; round++) {
     const client = new WorkloadClient(service.address);
     const acknowledged = new Map<string, InstanceNetwork>((await client.list()).map((n) => [n.instanceId, n]));

@@ -7,6 +7,7 @@ import test from "ava";
 import type { InstanceNetwork } from "../src/gen/rik/network/v1/workload_network_pb.js";
 import { kernelDiff } from "./helpers/kernel-diff.js";
 import { Topology } from "./helpers/netns.js";
+import { seededRandom } from "./helpers/seeded-random.js";
 import { startService } from "./helpers/service-process.js";
 import { functionDefinition, WorkloadClient } from "./helpers/workload-client.js";
 
@@ -23,14 +24,7 @@ test(`${OPERATIONS} creates and destroys with ${IN_FLIGHT} in flight end with ex
   const client = new WorkloadClient(service.address);
   t.teardown(() => client.close());
 
-  // mulberry32, seeded: the same sequence every run, so a failure can be replayed.
-  let seed = 0x10ad;
-  const random = (n: number) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) % n;
-  };
+  const random = seededRandom(0x10ad);
   // Half the ids expose a port of their own, half only get egress.
   const definitionOf = (index: number) =>
     functionDefinition({ name: `load-${index}`, exposure: index % 2 === 0 ? { port: 20_000 + index, targetPort: 8080 } : undefined });

@@ -15,13 +15,13 @@ function tempStore(t: { teardown(fn: () => void): void }) {
   return { dir, store: InstanceStore.open(dir) };
 }
 
-test("records survive a reopen; a put replaces, a remove deletes", (t) => {
+test("records survive a reopen; a put replaces, a remove deletes", async (t) => {
   const { dir, store } = tempStore(t);
-  store.put(record("a", "creating"));
-  store.put(record("a", "running"));
-  store.put(record("b"));
-  store.remove("b");
-  store.remove("never-there");
+  await store.put(record("a", "creating"));
+  await store.put(record("a", "running"));
+  await store.put(record("b"));
+  await store.remove("b");
+  await store.remove("never-there");
   store.close();
   const reopened = InstanceStore.open(dir);
   t.deepEqual(reopened.load(), [record("a", "running")]);
@@ -29,9 +29,9 @@ test("records survive a reopen; a put replaces, a remove deletes", (t) => {
   t.is(statSync(join(dir, "instances")).mode & 0o777, 0o700);
 });
 
-test("a write cut short before its rename leaves the old record, and its temporary file is cleaned up", (t) => {
+test("a write cut short before its rename leaves the old record, and its temporary file is cleaned up", async (t) => {
   const { dir, store } = tempStore(t);
-  store.put(record("a", "running"));
+  await store.put(record("a", "running"));
   writeFileSync(join(dir, "instances", "a.json.tmp"), '{"format":1,"record":{"instanceId":"a","sta');
   t.deepEqual(store.load(), [record("a", "running")]);
   t.deepEqual(readdirSync(join(dir, "instances")), ["a.json"]);

@@ -1,5 +1,7 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { CoalescingQueue } from "./coalescing-queue.js";
 import type { InstanceNetwork } from "./instance-network.js";
 import { NetworkError } from "./network-error.js";
 
@@ -32,10 +34,16 @@ const TEMPORARY = ".tmp";
 export class InstanceStore {
   readonly directory: string;
   private readonly directoryFd: number;
+  /** Concurrent writes share one directory fsync: the journal commits them together anyway. */
+  private readonly directorySync: CoalescingQueue<void>;
 
   private constructor(directory: string) {
     this.directory = directory;
-    this.directoryFd = openSync(directory, "r");
+    const fd = openSync(directory, "r");
+    this.directoryFd = fd;
+    this.directorySync = new CoalescingQueue(
+      () => new Promise<void>((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve()))),
+    );
   }
 
   static open(stateDir: string): InstanceStore {
@@ -75,23 +83,27 @@ export class InstanceStore {
     return records;
   }
 
-  put(record: InstanceRecord, durability: "durable" | "crash-safe" = "durable"): void {
+  /**
+   * Asynchronous, so that the fsyncs of concurrent operations overlap instead of
+   * holding the event loop one after another.
+   */
+  async put(record: InstanceRecord, durability: "durable" | "crash-safe" = "durable"): Promise<void> {
     const path = this.pathOf(record.instanceId);
     const temporary = path + TEMPORARY;
-    const fd = openSync(temporary, "w", 0o600);
+    const handle = await open(temporary, "w", 0o600);
     try {
-      writeSync(fd, JSON.stringify({ format: FORMAT, record }));
-      if (durability === "durable") fsyncSync(fd);
+      await handle.writeFile(JSON.stringify({ format: FORMAT, record }));
+      if (durability === "durable") await handle.sync();
     } finally {
-      closeSync(fd);
+      await handle.close();
     }
-    renameSync(temporary, path);
-    if (durability === "durable") fsyncSync(this.directoryFd);
+    await rename(temporary, path);
+    if (durability === "durable") await this.directorySync.submit();
   }
 
-  remove(instanceId: string): void {
-    rmSync(this.pathOf(instanceId), { force: true });
-    fsyncSync(this.directoryFd);
+  async remove(instanceId: string): Promise<void> {
+    await rm(this.pathOf(instanceId), { force: true });
+    await this.directorySync.submit();
   }
 
   close(): void {

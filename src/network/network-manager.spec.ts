@@ -163,8 +163,8 @@ test("at start, acknowledged instances are kept and operations cut short are dro
   await create(manager, "kept");
   await manager.close();
   const running = store.load()[0]!;
-  store.put({ ...running, instanceId: "half-created", status: "creating", network: { ...running.network, instanceId: "half-created" } });
-  store.put({ ...running, instanceId: "half-destroyed", status: "destroying", network: { ...running.network, instanceId: "half-destroyed" } });
+  await store.put({ ...running, instanceId: "half-created", status: "creating", network: { ...running.network, instanceId: "half-created" } });
+  await store.put({ ...running, instanceId: "half-destroyed", status: "destroying", network: { ...running.network, instanceId: "half-destroyed" } });
   store.close();
 
   const restarted = await setup(t, dir);

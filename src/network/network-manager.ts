@@ -91,7 +91,7 @@ export class NetworkManager {
         const network = strategy.prepare(instanceId, definition);
         const intent: InstanceRecord = { instanceId, kind: definition.kind, digest, status: "creating", network };
         try {
-          this.options.store.put(intent, "crash-safe");
+          await this.options.store.put(intent, "crash-safe");
         } catch (error) {
           strategy.release(network);
           throw new NetworkError("unavailable", `cannot record instance "${instanceId}": ${(error as Error).message}`, { cause: error });
@@ -103,14 +103,14 @@ export class NetworkManager {
         try {
           await strategy.realize(network);
           try {
-            this.options.store.put(running);
+            await this.options.store.put(running);
           } catch (error) {
             await strategy.teardown(network);
             throw error;
           }
         } catch (error) {
           strategy.release(network);
-          this.options.store.remove(instanceId);
+          await this.options.store.remove(instanceId);
           this.records.delete(instanceId);
           this.announce({ ...network, status: "failed" });
           throw error;
@@ -128,7 +128,7 @@ export class NetworkManager {
     if (record === undefined) return { instanceId, kind: "", status: "terminated" };
     const strategy = this.options.registry.resolve(record.kind);
     const destroying = withStatus(record, "destroying");
-    this.options.store.put(destroying, "crash-safe");
+    await this.options.store.put(destroying, "crash-safe");
     this.records.set(instanceId, destroying);
     this.announce(destroying.network);
     faultPoint("destroy: intent recorded");
@@ -141,7 +141,7 @@ export class NetworkManager {
       this.announce(failed.network);
       throw error;
     }
-    this.forget(record);
+    await this.forget(record);
     faultPoint("destroy: record removed");
     const terminated: InstanceNetwork = { ...record.network, status: "terminated" };
     this.announce(terminated);
@@ -168,7 +168,7 @@ export class NetworkManager {
       for (const record of interrupted) {
         const action = record.status === "creating" ? "interrupted_create_undone" : "interrupted_destroy_finished";
         actions[action] = (actions[action] ?? 0) + 1;
-        this.forget(record);
+        await this.forget(record);
         if (record.status === "destroying") this.announce({ ...record.network, status: "terminated" });
       }
       const repaired = Object.keys(actions).length > 0;
@@ -207,10 +207,10 @@ export class NetworkManager {
     await this.gate.exclusive(async () => undefined);
   }
 
-  private forget(record: InstanceRecord): void {
+  private async forget(record: InstanceRecord): Promise<void> {
     this.options.registry.resolve(record.kind).release(record.network);
-    this.options.store.remove(record.instanceId);
     this.records.delete(record.instanceId);
+    await this.options.store.remove(record.instanceId);
   }
 
   private announce(network: InstanceNetwork): void {

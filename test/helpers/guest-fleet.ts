@@ -13,13 +13,14 @@
  */
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
+import { configureGuestNics, type GuestNetwork } from "./configure-guest-nics.js";
 import {
   createNamespace,
-  deleteNamespace,
   execIn,
   killProcess,
   onNamespaceDelete,
   REPO_ROOT,
+  setUpNamespace,
   spawnIn,
   uniqueName,
   type NsProcess,
@@ -50,14 +51,9 @@ const NIC_GROUP = 77;
 const NIC_PREFIX = "g";
 
 /** One guest: the instance's network as the service reports it. */
-export interface FleetGuest {
+export interface FleetGuest extends GuestNetwork {
   /** The service's TAP in the node namespace. */
   readonly tapName: string;
-  readonly guestIp: string;
-  readonly hostIp: string;
-  readonly prefixLength: number;
-  readonly guestMac: string;
-  readonly mtu: number;
 }
 
 export interface GuestFleetOptions {
@@ -145,7 +141,7 @@ export async function startGuestFleet(options: GuestFleetOptions): Promise<Guest
     if (guestSide !== undefined) await killProcess(guestSide, "SIGTERM", 3000);
   });
 
-  try {
+  return setUpNamespace(guestNs, async () => {
     const config: FleetGuestsConfig = {
       taps: guests.map((guest) => guest.tapName),
       nicPrefix: NIC_PREFIX,
@@ -169,11 +165,10 @@ export async function startGuestFleet(options: GuestFleetOptions): Promise<Guest
     ]);
 
     const configureStarted = performance.now();
-    const commands = guests.flatMap((guest, index) => guestCommands(guest, index));
-    await execa("ip", ["-n", guestNs, "-batch", "-"], { input: `${commands.join("\n")}\n`, timeout: 30_000 });
+    const nics = guests.map((guest, index) => ({ ...guest, nic: fleetNicName(index), group: NIC_GROUP, table: FIRST_TABLE + index }));
+    await configureGuestNics(guestNs, nics, 30_000);
     const configureMs = performance.now() - configureStarted;
 
-    let stopping: Promise<void> | undefined;
     return {
       guestNs,
       port,
@@ -186,29 +181,8 @@ export async function startGuestFleet(options: GuestFleetOptions): Promise<Guest
           const match = /^down (\d+) (.*)$/.exec(line);
           return match === null ? [] : [{ index: Number(match[1]), reason: match[2] ?? "" }];
         }),
-      exec: (file, ...args) => execIn(guestNs, file, args),
-      stop: () => {
-        stopping ??= deleteNamespace(guestNs);
-        return stopping;
-      },
     };
-  } catch (error) {
-    await deleteNamespace(guestNs).catch(() => undefined);
-    throw error;
-  }
-}
-
-/** `ip -batch` lines configuring guest `index`'s NIC. */
-function guestCommands(guest: FleetGuest, index: number): string[] {
-  const nic = fleetNicName(index);
-  const table = FIRST_TABLE + index;
-  return [
-    `link set dev ${nic} address ${guest.guestMac} mtu ${guest.mtu} group ${NIC_GROUP} up`,
-    `addr add ${guest.guestIp}/${guest.prefixLength} dev ${nic}`,
-    // Replies (source = this guest's address) leave by this guest's NIC, to its host address.
-    `rule add from ${guest.guestIp} table ${table} pref ${table}`,
-    `route add default via ${guest.hostIp} dev ${nic} table ${table}`,
-  ];
+  });
 }
 
 function validate(guests: readonly FleetGuest[]): void {

@@ -9,15 +9,16 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { execa, type Options as ExecaOptions } from "execa";
+import type { Options as ExecaOptions } from "execa";
+import { configureGuestNics, type GuestNetwork } from "./configure-guest-nics.js";
 import {
   createNamespace,
-  deleteNamespace,
   execIn,
   killProcess,
   onNamespaceDelete,
   REPO_ROOT,
   registeredNamespaces,
+  setUpNamespace,
   spawnIn,
   TEST_PREFIX,
   uniqueName,
@@ -27,15 +28,10 @@ import { ProcessOutput } from "./process-output.js";
 
 const RELAY_SCRIPT = fileURLToPath(new URL("./tap-relay.ts", import.meta.url));
 
-export interface GuestOptions {
+export interface GuestOptions extends GuestNetwork {
   /** Namespace holding the service's TAP (a topology's `node`). */
   readonly nodeNs: string;
   readonly tapName: string;
-  readonly guestIp: string;
-  readonly hostIp: string;
-  readonly prefixLength: number;
-  readonly guestMac: string;
-  readonly mtu: number;
   /** Firecracker-like TUNSETOFFLOAD (csum, TSO4/6) on both TAP fds. Default true. */
   readonly offload?: boolean;
   /** Name of the guest namespace. Default `<topology id>-guest-<hex>` derived from `nodeNs`. */
@@ -65,7 +61,7 @@ export async function startGuest(options: GuestOptions): Promise<Guest> {
   };
   onNamespaceDelete(guestNs, stopRelay);
 
-  try {
+  return setUpNamespace(guestNs, async () => {
     relayProcess = spawnIn(
       options.nodeNs,
       process.execPath,
@@ -86,30 +82,9 @@ export async function startGuest(options: GuestOptions): Promise<Guest> {
     const relay = new ProcessOutput(relayProcess, `tap relay for ${options.tapName}`);
     await relay.waitForLine((line) => line === "ready", options.readyTimeoutMs ?? 15_000, '"ready"');
 
-    const cidr = `${options.guestIp}/${options.prefixLength}`;
-    const commands = [
-      `link set dev ${guestTap} name eth0`,
-      `link set dev eth0 address ${options.guestMac} mtu ${options.mtu}`,
-      `addr add ${cidr} dev eth0`,
-      `link set dev eth0 up`,
-      `route add default via ${options.hostIp} dev eth0`,
-    ];
-    await execa("ip", ["-n", guestNs, "-batch", "-"], { input: `${commands.join("\n")}\n`, timeout: 10_000 });
-
-    let stopping: Promise<void> | undefined;
-    return {
-      guestNs,
-      relay,
-      exec: (file, ...args) => execIn(guestNs, file, args),
-      stop: () => {
-        stopping ??= deleteNamespace(guestNs);
-        return stopping;
-      },
-    };
-  } catch (error) {
-    await deleteNamespace(guestNs).catch(() => undefined);
-    throw error;
-  }
+    await configureGuestNics(guestNs, [{ ...options, nic: guestTap, renameTo: "eth0" }], 10_000);
+    return { guestNs, relay };
+  });
 }
 
 export interface HttpServer {

@@ -1,13 +1,13 @@
 import * as grpc from "@grpc/grpc-js";
-import { service as healthService } from "grpc-health-check";
+import {
+  createHealthClient as createServiceHealthClient,
+  type HealthClient as ServiceHealthClient,
+  type HealthStatus,
+} from "../../src/server/create-health-client.js";
 
-export type HealthClient = grpc.Client & {
-  check(
-    request: { service: string },
-    options: Partial<grpc.CallOptions>,
-    callback: grpc.requestCallback<{ status: string }>,
-  ): grpc.ClientUnaryCall;
-  watch(request: { service: string }): grpc.ClientReadableStream<{ status: string }>;
+/** The CLI's health client, typed with the server-streaming `watch` too. */
+export type HealthClient = ServiceHealthClient & {
+  watch(request: { service: string }): grpc.ClientReadableStream<{ status: HealthStatus }>;
 };
 
 /**
@@ -16,8 +16,9 @@ export type HealthClient = grpc.Client & {
  * while a restarted server is not listening yet would inherit a reconnect back-off.
  */
 export function createHealthClient(address: string): HealthClient {
-  const Client = grpc.makeGenericClientConstructor(healthService as unknown as grpc.ServiceDefinition, "grpc.health.v1.Health");
-  return new Client(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }) as unknown as HealthClient;
+  return createServiceHealthClient(address, grpc.credentials.createInsecure(), {
+    "grpc.use_local_subchannel_pool": 1,
+  }) as HealthClient;
 }
 
 /** `grpc_health_probe`: the status string for `service` ("" = the whole server). */

@@ -196,6 +196,36 @@ export async function deleteNamespace(name: string): Promise<void> {
   return entry.deleting;
 }
 
+/** A namespace of this harness, as set up by `setUpNamespace`. */
+export interface NamespaceHandle {
+  /** Runs a command inside the namespace. */
+  exec(file: string, ...args: string[]): ReturnType<typeof execIn>;
+  /** Deletes the namespace (see `deleteNamespace`). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `setUp` for the (created) namespace `ns` and returns its result with `exec` and `stop`
+ * for `ns`. If `setUp` fails, deletes `ns` and rethrows.
+ */
+export async function setUpNamespace<T extends object>(ns: string, setUp: () => Promise<T>): Promise<T & NamespaceHandle> {
+  try {
+    const result = await setUp();
+    let stopping: Promise<void> | undefined;
+    return {
+      ...result,
+      exec: (file: string, ...args: string[]) => execIn(ns, file, args),
+      stop: () => {
+        stopping ??= deleteNamespace(ns);
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await deleteNamespace(ns).catch(() => undefined);
+    throw error;
+  }
+}
+
 /** Deletes every registered namespace whose name starts with `prefix`. */
 export async function deleteNamespacesWithPrefix(prefix: string): Promise<void> {
   const names = [...registry.keys()].filter((name) => name.startsWith(prefix));

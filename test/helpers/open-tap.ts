@@ -1,7 +1,7 @@
 /**
  * Opening and configuring a TAP fd the way Firecracker's virtio-net backend does, for
- * `fleet-relay.ts`. Errors are thrown, never fatal here: the script decides what a failure
- * means for the process.
+ * `tap-relay.ts` and `fleet-relay.ts`. Errors are thrown, never fatal here: the script decides
+ * what a failure means for the process.
  */
 import fs from "node:fs";
 import { createRequire } from "node:module";

@@ -23,27 +23,8 @@
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import { createRequire } from "node:module";
+import { openTap } from "./open-tap.js";
 
-type Ioctl = (fd: number, request: number, arg?: number | Buffer) => number;
-const ioctl = createRequire(import.meta.url)("ioctl") as Ioctl;
-
-// <linux/if_tun.h>
-const TUNSETIFF = 0x400454ca;
-const TUNSETOFFLOAD = 0x400454d0;
-const TUNSETVNETHDRSZ = 0x400454d8;
-const IFF_TAP = 0x0002;
-const IFF_NO_PI = 0x1000;
-const IFF_VNET_HDR = 0x4000;
-const TUN_F_CSUM = 0x01;
-const TUN_F_TSO4 = 0x02;
-const TUN_F_TSO6 = 0x04;
-const TUN_F_UFO = 0x10;
-/** sizeof(struct ifreq) on 64-bit Linux; the name is the first IFNAMSIZ (16) bytes. */
-const IFREQ_SIZE = 40;
-const IFNAMSIZ = 16;
-/** sizeof(struct virtio_net_hdr_v1), what Firecracker sets. */
-const VNET_HDR_SIZE = 12;
 /** Room for a 64 KiB GSO super-frame plus headers. */
 const BUFFER_SIZE = 128 * 1024;
 
@@ -72,30 +53,17 @@ function parseArgs(argv: readonly string[]) {
   return { tap: get("--tap"), guestTap: get("--guest-tap"), guestNs: get("--guest-ns"), offload };
 }
 
-/** TUNSETIFF: attaches to TAP `name`, or creates a non-persistent one when it does not exist. */
-function openTap(name: string, offload: boolean): number {
-  if (Buffer.byteLength(name) >= IFNAMSIZ) fatal(`interface name too long: ${name}`);
-  const fd = fs.openSync("/dev/net/tun", fs.constants.O_RDWR);
-  const ifr = Buffer.alloc(IFREQ_SIZE);
-  ifr.write(name, 0, "ascii");
-  ifr.writeUInt16LE(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, IFNAMSIZ);
+/** `openTap`, with any failure fatal. */
+function openTapOrDie(name: string, offload: boolean): number {
   try {
-    ioctl(fd, TUNSETIFF, ifr);
+    return openTap(name, { offload });
   } catch (error) {
-    fatal(`TUNSETIFF ${name}: ${(error as Error).message}`);
+    return fatal(`opening TAP ${name}: ${(error as Error).message}`);
   }
-  const attached = ifr.toString("ascii", 0, IFNAMSIZ).replace(/\0.*$/s, "");
-  if (attached !== name) fatal(`TUNSETIFF attached to ${attached}, not ${name}`);
-  const size = Buffer.alloc(4);
-  size.writeInt32LE(VNET_HDR_SIZE);
-  try {
-    ioctl(fd, TUNSETVNETHDRSZ, size);
-    if (offload) ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UFO);
-  } catch (error) {
-    fatal(`configuring ${name}: ${(error as Error).message}`);
-  }
-  return fd;
 }
+
+/** EBADFD: what write(2) on a TAP fd returns once its device is gone (node calls it "UNKNOWN"). */
+const EBADFD = -77;
 
 let dropped = 0;
 
@@ -112,8 +80,8 @@ function pump(label: string, from: number, to: number): void {
       try {
         fs.writeSync(to, buffer, 0, length);
       } catch (writeError) {
-        const code = (writeError as NodeJS.ErrnoException).code;
-        if (code === "EBADFD" || code === "EBADF") fatal(`${label}: write: ${(writeError as Error).message}`);
+        const { code, errno } = writeError as NodeJS.ErrnoException;
+        if (code === "EBADFD" || errno === EBADFD || code === "EBADF") fatal(`${label}: write: ${(writeError as Error).message}`);
         // e.g. EIO while the destination link is down: the frame is lost, as on a real NIC.
         if (dropped++ < 10) fs.writeSync(2, `${label}: dropped a ${length}-byte frame: ${code}\n`);
       }
@@ -134,8 +102,8 @@ function main(): void {
   process.stdin.on("error", () => process.kill(process.pid, "SIGTERM"));
   process.stdin.resume();
 
-  const hostFd = openTap(tap, offload);
-  const guestFd = openTap(guestTap, offload);
+  const hostFd = openTapOrDie(tap, offload);
+  const guestFd = openTapOrDie(guestTap, offload);
   try {
     execFileSync("ip", ["link", "set", "dev", guestTap, "netns", guestNs], { stdio: ["ignore", "ignore", "pipe"] });
   } catch (error) {
