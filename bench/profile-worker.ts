@@ -1,0 +1,110 @@
+/**
+ * Runs inside a profile namespace (`ip netns exec NS node --import tsx bench/profile-worker.ts
+ * '<json>'`): times, one at a time, each kernel step rik-network takes for one CREATE and one
+ * DESTROY, with the same code the service runs (src/network), after filling the namespace
+ * with `size` instances. Prints one JSON object on stdout.
+ */
+import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import path from "node:path";
+import { execa } from "execa";
+import { Iptables } from "../src/network/iptables.js";
+import { renderRestore } from "../src/network/iptables-rules.js";
+import { Rtnetlink } from "../src/network/rtnetlink.js";
+import { tapAdd } from "../src/network/tun-device.js";
+import { makeInstances } from "./instances.js";
+import { fillRestore, fillTapBatch, nodeSetupRestore, rulesOf } from "./kernel-texts.js";
+
+export interface ProfileRequest {
+  readonly pool: string;
+  readonly size: number;
+  readonly samples: number;
+  readonly restoreCommand: string;
+  readonly saveCommand: string;
+  /** Where the worker keeps its state records (a temporary directory of the run). */
+  readonly workDir: string;
+}
+
+/** Step name to its durations in ms, one per sample. */
+export type ProfileSteps = Record<string, number[]>;
+
+export interface ProfileReport {
+  readonly size: number;
+  readonly steps: ProfileSteps;
+  readonly workerRssKb: number;
+}
+
+async function main(request: ProfileRequest): Promise<ProfileReport> {
+  const iptables = new Iptables({ restoreCommand: request.restoreCommand, saveCommand: request.saveCommand });
+  const rtnetlink = Rtnetlink.open();
+  // Durable state the way the service keeps it: one small JSON record per instance, written
+  // to a temporary file, fsynced, renamed over the record, and the directory fsynced.
+  const stateDir = mkdtempSync(path.join(request.workDir, "profile-state-"));
+  const stateDirFd = openSync(stateDir, "r");
+  const putRecord = (instanceId: string, record: unknown) => {
+    const file = path.join(stateDir, `${instanceId}.json`);
+    const fd = openSync(`${file}.tmp`, "w", 0o600);
+    try {
+      writeSync(fd, JSON.stringify({ format: 1, record }));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(`${file}.tmp`, file);
+    fsyncSync(stateDirFd);
+  };
+  const removeRecord = (instanceId: string) => {
+    rmSync(path.join(stateDir, `${instanceId}.json`), { force: true });
+    fsyncSync(stateDirFd);
+  };
+  const steps: ProfileSteps = {};
+  let recording = false;
+  const measure = async <T>(name: string, call: () => T | Promise<T>): Promise<T> => {
+    const started = performance.now();
+    const value = await call();
+    if (recording) (steps[name] ??= []).push(performance.now() - started);
+    return value;
+  };
+  try {
+    await iptables.restore(nodeSetupRestore(request.pool));
+    const fill = makeInstances(request.pool, { prefix: "fill", count: request.size, firstSlot: 0, firstHostPort: 10_000 });
+    if (fill.length > 0) {
+      await iptables.restore(fillRestore(fill));
+      await execa("ip", ["-batch", "-"], { input: fillTapBatch(fill) });
+    }
+    const probes = makeInstances(request.pool, { prefix: "prof", count: request.samples, firstSlot: request.size, firstHostPort: 1024 });
+    // One unmeasured round first, so that code paths are compiled and caches warm.
+    for (const [index, instance] of [probes[0]!, ...probes].entries()) {
+      recording = index > 0;
+      const rules = rulesOf(instance);
+      await measure("spawn /bin/true (node execa)", () => execa("true"));
+      await measure("iptables-restore, empty batch", () => iptables.restore("*filter\nCOMMIT\n"));
+      await measure("create: state record (write, fsync, rename, fsync dir)", () => putRecord(instance.id, instance));
+      await measure("create: TAP ioctl (TUNSETIFF+TUNSETPERSIST)", () => tapAdd(instance.tapName));
+      const linkIndex = await measure("create: rtnetlink link index", () => rtnetlink.linkIndex(instance.tapName));
+      await measure("create: rtnetlink addr replace", () => rtnetlink.addrReplace(linkIndex, instance.hostIp, 30));
+      await measure("create: rtnetlink link up + mtu", () => rtnetlink.linkSetUp(linkIndex, 1500));
+      await measure("create: iptables-restore append 3 rules", () => iptables.restore(renderRestore({ append: rules })));
+      await measure("destroy: iptables-restore delete 3 rules", () => iptables.restore(renderRestore({ delete: rules })));
+      await measure("destroy: rtnetlink link del", () => rtnetlink.linkDel(instance.tapName));
+      await measure("destroy: state record (unlink, fsync dir)", () => removeRecord(instance.id));
+      if (index <= 5) await measure("iptables-save (whole ruleset)", () => iptables.save());
+    }
+  } finally {
+    rtnetlink.close();
+    closeSync(stateDirFd);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+  const status = readFileSync("/proc/self/status", "utf8");
+  const rss = /^VmRSS:\s+(\d+)/m.exec(status);
+  return { size: request.size, steps, workerRssKb: Number(rss?.[1] ?? 0) };
+}
+
+main(JSON.parse(process.argv[2] ?? "{}") as ProfileRequest).then(
+  (report) => {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  },
+  (error: unknown) => {
+    process.stderr.write(`profile worker: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
