@@ -33,11 +33,3 @@ test("a failure releases the key for the next operation", async (t) => {
   await t.throwsAsync(lock.run("a", async () => { throw new Error("boom"); }), { message: "boom" });
   t.is(await lock.run("a", async () => 42), 42);
 });
-
-test("idle waits for everything in flight", async (t) => {
-  const lock = new KeyedLock();
-  let done = false;
-  void lock.run("a", async () => { await sleep(15); done = true; });
-  await lock.idle();
-  t.true(done);
-});

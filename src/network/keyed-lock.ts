@@ -19,9 +19,4 @@ export class KeyedLock {
       if (this.tails.get(key) === chained) this.tails.delete(key);
     }
   }
-
-  /** Resolves once every queued operation has finished. */
-  async idle(): Promise<void> {
-    while (this.tails.size > 0) await Promise.all(this.tails.values());
-  }
 }
