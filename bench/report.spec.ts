@@ -1,6 +1,15 @@
 import test from "ava";
 import { parseBenchArgs, OptionsError } from "./options.js";
-import { evaluateTargets, figuresOf, renderFigures, renderTable, type SizeMeasurements } from "./report.js";
+import {
+  evaluateTargets,
+  figuresOf,
+  overlappedSteps,
+  profileRows,
+  renderFigures,
+  renderTable,
+  sumOfSteps,
+  type SizeMeasurements,
+} from "./report.js";
 
 const rik = (createMs: number[]) => ({
   createMs,
@@ -74,4 +83,23 @@ test("options: defaults, --quick, and refusals", (t) => {
   t.throws(() => parseBenchArgs(["--sizes", "0,0"]), { instanceOf: OptionsError });
   t.throws(() => parseBenchArgs(["--pool", "10.0.0.0/24", "--sizes", "100"]), { instanceOf: OptionsError });
   t.throws(() => parseBenchArgs(["--bogus"]), { instanceOf: OptionsError });
+});
+
+test("profile summary: sequential sum and the overlapped critical path", (t) => {
+  const rows = profileRows([
+    {
+      size: 0,
+      steps: {
+        "create: state record (write)": [1],
+        "create: TAP ioctl": [2],
+        "create: rtnetlink link up": [1],
+        "create: iptables-restore append 3 rules": [5],
+        "destroy: iptables-restore delete 3 rules": [30],
+        "destroy: rtnetlink link del": [20],
+      },
+    },
+  ]);
+  t.is(sumOfSteps(rows, "create:", 0), 9);
+  t.is(overlappedSteps(rows, "create:", 0), 6);
+  t.is(overlappedSteps(rows, "destroy:", 0), 30);
 });

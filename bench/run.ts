@@ -28,11 +28,11 @@ const BACKEND_FLAG = "--iptables-backend";
 /** The service's default state directory: every service we start gets its own instead, so this must not appear. */
 const HOST_STATE_DIR = "/var/lib/rik-network";
 
-/** Whether this checkout's service takes --iptables-backend; asked of `--help`, inside a throwaway namespace. */
+/** Whether this checkout's service takes --iptables-backend; asked of `serve --help`, inside a throwaway namespace. */
 async function serviceTakesBackendFlag(): Promise<boolean> {
   const ns = await createNamespace(uniqueName("rikt-bench"));
   try {
-    const { stdout } = await runIn(ns, process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "src", "main.ts"), "--help"], {
+    const { stdout } = await runIn(ns, process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "src", "main.ts"), "serve", "--help"], {
       timeoutMs: 60_000,
     });
     return stdout.includes(BACKEND_FLAG);
