@@ -14,6 +14,8 @@ export interface BenchInstance {
   /** Host side of the /30, the guest's gateway. */
   readonly hostIp: string;
   readonly guestIp: string;
+  /** The pool the /30 comes from, as a CIDR. */
+  readonly pool: string;
   /** Node port exposed with a DNAT rule; unique per instance. */
   readonly hostPort: number;
   readonly guestPort: number;
@@ -48,6 +50,7 @@ export function makeInstances(pool: string, group: InstanceGroup): BenchInstance
       tapName: tapNameFor(id),
       hostIp: formatIpv4(slotBase + 1),
       guestIp: formatIpv4(slotBase + 2),
+      pool: cidr.toString(),
       hostPort: group.firstHostPort + i,
       guestPort: GUEST_PORT,
     });

@@ -6,26 +6,28 @@
 import {
   instanceRules,
   nodeChains,
+  nodeChainRules,
   nodeJumpRules,
-  nodePoolRules,
   renderRestore,
   type Rule,
 } from "../src/network/iptables-rules.js";
 import type { BenchInstance } from "./instances.js";
 
-/** The 3 rules of one exposed instance, exactly as rik-network writes them: DNAT, FORWARD in, FORWARD egress. */
+/** The 3 rules of one exposed instance, exactly as rik-network writes them: DNAT, ACCEPT in, ACCEPT egress. */
 export function rulesOf(instance: BenchInstance): Rule[] {
   return instanceRules({
     instanceId: instance.id,
     tapName: instance.tapName,
     guestIp: instance.guestIp,
+    pool: instance.pool,
     ports: [{ protocol: "tcp", hostPort: instance.hostPort, guestPort: instance.guestPort }],
   });
 }
 
-/** rik-network's node setup on an empty namespace: chains RIKLET and RIKLET-FORWARD, jumps, pool rules. */
+/** rik-network's node setup on an empty namespace, with its defaults: chains, jumps, node-wide rules. */
 export function nodeSetupRestore(pool: string): string {
-  return renderRestore({ createChains: nodeChains, insert: nodeJumpRules(), append: nodePoolRules(pool) });
+  const options = { pool, localhost: true };
+  return renderRestore({ createChains: nodeChains, insert: nodeJumpRules(options), append: nodeChainRules(options) });
 }
 
 /** One `iptables-restore --noflush` batch appending every rule of `instances`. */

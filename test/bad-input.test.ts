@@ -64,9 +64,32 @@ for (const field of ["port", "targetPort"]) {
     invalid(`${field} as ${JSON.stringify(value)}`, mutate(path, value), new RegExp(`${escape(path)} must be an integer port number`));
   }
 }
-for (const value of ["8080", 8080, [{ port: 1, targetPort: 1 }], true]) {
+for (const value of ["8080", 8080, true]) {
   invalid(`exposure as ${JSON.stringify(value)}`, mutate("spec.function.exposure", value), /spec\.function\.exposure must be an object/);
 }
+for (const value of [["8080"], [null], [{ port: 1, targetPort: 1 }, 7]]) {
+  invalid(`exposure as ${JSON.stringify(value)}`, mutate("spec.function.exposure", value), /spec\.function\.exposure\[\d\] must be an object/);
+}
+for (const value of ["SCTP", "tcp/udp", 6, ""]) {
+  invalid(`exposure protocol ${JSON.stringify(value)}`, mutate("spec.function.exposure.protocol", value), /spec\.function\.exposure\.protocol must be "TCP" or "UDP"/);
+}
+for (const value of ["node-1", "::1", "10.0.0", 7]) {
+  invalid(`exposure hostIP ${JSON.stringify(value)}`, mutate("spec.function.exposure.hostIP", value), /spec\.function\.exposure\.hostIP must be an IPv4 address/);
+}
+invalid(
+  "a host port twice on one protocol",
+  mutate("spec.function.exposure", [{ port: 8080, targetPort: 1 }, { port: 8080, targetPort: 2 }]),
+  /exposure\[1\]\.port 8080\/TCP is already exposed by spec\.function\.exposure\[0\]/,
+);
+for (const port of [22, 9464, 32768, 65535]) {
+  invalid(`host port ${port} outside the port policy`, mutate("spec.function.exposure.port", port), new RegExp(`host port ${port}/TCP is (reserved by|outside) the node's port policy`));
+}
+corpus.push({
+  name: "a hostIP that is not the node's",
+  definition: mutate("spec.function.exposure.hostIP", "192.0.2.77"),
+  code: FAILED_PRECONDITION,
+  details: /binds to 192\.0\.2\.77, which is not an address of this node/,
+});
 for (const value of ["ClusterIP", "nodeport", "", 1]) {
   invalid(`exposure type ${JSON.stringify(value)}`, mutate("spec.function.exposure.type", value), /spec\.function\.exposure\.type must be "NodePort"/);
 }
@@ -100,7 +123,7 @@ corpus.push({
   name: "host port held by another instance",
   definition: JSON.stringify({ ...valid, spec: { function: { ...valid.spec.function, exposure: { port: 9090, targetPort: 1, type: "NodePort" } } } }),
   code: ALREADY_EXISTS,
-  details: /host port 9090\/tcp is already exposed by instance "existing"/,
+  details: /host port 9090\/TCP is already exposed by instance "existing"/,
 });
 corpus.push({ name: "existing instance with another definition", instanceId: "existing", code: FAILED_PRECONDITION, details: /different definition; DESTROY it first/ });
 corpus.push({ name: "a message over the size limit", definition: mutate("name", "n".repeat(2 * 1024 * 1024)), code: RESOURCE_EXHAUSTED, details: /./ });

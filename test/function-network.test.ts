@@ -5,13 +5,14 @@
  */
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";
-import { httpGet, startGuest, startHttpServer } from "./helpers/guest-relay.js";
+import { attachGuest } from "./helpers/attach-guest.js";
+import { httpGet, startHttpServer } from "./helpers/guest-relay.js";
 import { iptablesSave, ipAddrs, ipLinks, ipv4ByLink, rulesMatching, tapLinks } from "./helpers/kernel-state.js";
+import { expectedNodeRules, kernelDiff } from "./helpers/kernel-diff.js";
 import { Topology } from "./helpers/netns.js";
 import { startService } from "./helpers/service-process.js";
 import { failureOf, functionDefinition, ResourceStatus, WorkloadClient } from "./helpers/workload-client.js";
 import type { InstanceMetric, WorkerStatus } from "../src/gen/common/common_pb.js";
-import type { InstanceNetwork } from "../src/gen/rik/network/v1/workload_network_pb.js";
 
 const POOL = "10.220.0.0/24";
 
@@ -29,18 +30,6 @@ function instanceOf(status: WorkerStatus): InstanceMetric | undefined {
   return status.status.case === "instance" ? status.status.value : undefined;
 }
 
-function guestOf(topology: Topology, network: InstanceNetwork) {
-  const fn = network.network.value!;
-  return startGuest({
-    nodeNs: topology.node,
-    tapName: fn.tapName,
-    guestIp: fn.guestIp,
-    hostIp: fn.hostIp,
-    prefixLength: fn.prefixLength,
-    guestMac: fn.guestMac,
-    mtu: fn.mtu,
-  });
-}
 
 test("CREATE makes the TAP, its address and exactly the instance's rules; DESTROY removes them all", async (t) => {
   const { topology, client } = await startNode(t);
@@ -81,17 +70,14 @@ test("CREATE makes the TAP, its address and exactly the instance's rules; DESTRO
   const save = await iptablesSave(topology.node);
   t.deepEqual(rulesMatching(save, '"rik:fn-a"').sort(), [
     `-A RIKLET -p tcp -m tcp --dport 8080 -m comment --comment "rik:fn-a" -j DNAT --to-destination 10.220.0.2:3000`,
-    `-A RIKLET-FORWARD -d 10.220.0.2/32 -o ${fn.tapName} -p tcp -m tcp --dport 3000 -m comment --comment "rik:fn-a" -j ACCEPT`,
-    `-A RIKLET-FORWARD -s 10.220.0.2/32 -i ${fn.tapName} -m comment --comment "rik:fn-a" -j ACCEPT`,
+    `-A RIKLET-INSTANCES -d 10.220.0.2/32 -o ${fn.tapName} -p tcp -m tcp --dport 3000 -m conntrack --ctstate DNAT -m comment --comment "rik:fn-a" -j ACCEPT`,
+    `-A RIKLET-INSTANCES -s 10.220.0.2/32 ! -d 10.220.0.0/24 -i ${fn.tapName} -m comment --comment "rik:fn-a" -j ACCEPT`,
   ]);
-  t.deepEqual(rulesMatching(save, "rik-network").sort(), [
-    "-A FORWARD -m comment --comment rik-network -j RIKLET-FORWARD",
-    "-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment rik-network -j RIKLET",
-    "-A POSTROUTING -s 10.220.0.0/24 ! -d 10.220.0.0/24 -m comment --comment rik-network -j MASQUERADE",
-    "-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment rik-network -j RIKLET",
-    "-A RIKLET-FORWARD -d 10.220.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment rik-network -j ACCEPT",
-  ]);
+  t.deepEqual(rulesMatching(save, "rik-network").sort(), expectedNodeRules(POOL).sort());
+  t.deepEqual(await kernelDiff(topology.node, [network], POOL), []);
   t.is(String((await topology.execNode("sysctl", ["-n", "net.ipv4.ip_forward"])).stdout).trim(), "1");
+  // 127.0.0.1 DNATed to the guest keeps its loopback source up to POSTROUTING: the TAP must accept that route.
+  t.is(String((await topology.execNode("sysctl", ["-n", `net.ipv4.conf.${fn.tapName}.route_localnet`])).stdout).trim(), "1");
 
   // Step 4: DESTROY leaves the node exactly as it was after setup.
   const destroyed = await client.destroy("fn-a");
@@ -107,7 +93,7 @@ test("CREATE makes the TAP, its address and exactly the instance's rules; DESTRO
 test("a world client reaches the guest through the node port; the guest reaches the world; DESTROY cuts both", async (t) => {
   const { topology, client } = await startNode(t);
   const network = await client.create("web-1", functionDefinition({ exposure: { port: 8080, targetPort: 3000 } }));
-  const guest = await guestOf(topology, network);
+  const guest = await attachGuest(topology.node, network);
   const server = await startHttpServer(guest.guestNs, 3000, "hello from the guest");
 
   // Ingress: world -> node:8080 -> DNAT -> guest:3000.
@@ -145,7 +131,7 @@ test("repeated CREATE returns the same network, DESTROY of an unknown id succeed
 
   const portTaken = await failureOf(client.create("fn-2", definition));
   t.is(portTaken.code, grpc.status.ALREADY_EXISTS);
-  t.regex(portTaken.details, /host port 8081\/tcp is already exposed by instance "fn-1"/);
+  t.regex(portTaken.details, /host port 8081\/TCP is already exposed by instance "fn-1"/);
 
   t.is((await client.destroy("fn-1")).status, ResourceStatus.TERMINATED);
   t.is((await client.destroy("fn-1")).status, ResourceStatus.TERMINATED);
@@ -183,7 +169,7 @@ test("a restart leaves networks in the kernel and sets the node up again without
   const client = new WorkloadClient(first.address);
   const network = await client.create("keep-1", functionDefinition({ exposure: { port: 8080, targetPort: 3000 } }));
   client.close();
-  const guest = await guestOf(topology, network);
+  const guest = await attachGuest(topology.node, network);
   await startHttpServer(guest.guestNs, 3000, "still here");
   const before = await iptablesSave(topology.node);
 

@@ -19,8 +19,9 @@ import {
   comparable,
   tapLinks,
 } from "./helpers/kernel-state.js";
-import { createNamespace, execIn, hasExited, listNamespaces, REPO_ROOT, spawnIn, Topology } from "./helpers/netns.js";
+import { createNamespace, hasExited, listNamespaces, REPO_ROOT, spawnIn, Topology } from "./helpers/netns.js";
 import { ProcessOutput } from "./helpers/process-output.js";
+import { createTap, handMadeGuest } from "./helpers/hand-made-guest.js";
 
 const RELAY_SCRIPT = fileURLToPath(new URL("./helpers/tap-relay.ts", import.meta.url));
 
@@ -32,27 +33,10 @@ async function rootLinks(): Promise<string[]> {
     .sort();
 }
 
-/** A TAP made by hand the way the service makes one. */
-async function createTap(ns: string, name: string, hostCidr: string) {
-  await execIn(ns, "ip", ["tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr"]);
-  await execIn(ns, "ip", ["addr", "add", hostCidr, "dev", name]);
-  await execIn(ns, "ip", ["link", "set", name, "up"]);
-}
-
 test("frames flow through the relay between the node's TAP and the guest, until the guest stops", async (t) => {
   const rootBefore = await rootLinks();
   const topology = await Topology.create({ teardown: t });
-  await createTap(topology.node, "tapx", "10.220.0.1/30");
-
-  const guest = await startGuest({
-    nodeNs: topology.node,
-    tapName: "tapx",
-    guestIp: "10.220.0.2",
-    hostIp: "10.220.0.1",
-    prefixLength: 30,
-    guestMac: "02:00:00:00:00:02",
-    mtu: 1500,
-  });
+  const guest = await handMadeGuest(topology.node, "tapx");
   t.true(guest.guestNs.startsWith(`${topology.id}-guest-`));
 
   // The guest NIC looks like a kernel's after ip=10.220.0.2::10.220.0.1:255.255.255.252::eth0:off

@@ -22,7 +22,7 @@ const running = create(InstanceNetworkSchema, {
       mtu: 1500,
       ports: [
         { protocol: Protocol.TCP, hostPort: 8080, guestPort: 3000 },
-        { protocol: Protocol.UDP, hostPort: 5353, guestPort: 53 },
+        { protocol: Protocol.UDP, hostPort: 5353, guestPort: 53, hostIp: "192.0.2.10" },
       ],
       bootArg: "ip=10.220.0.2::10.220.0.1:255.255.255.252::eth0:off",
     },
@@ -39,7 +39,7 @@ test("list prints a row per instance, with - for what an instance does not have"
     networksTable([running, terminated]),
     [
       "INSTANCE  KIND      STATUS      TAP              GUEST IP       GATEWAY     GUEST MAC          PORTS",
-      "fn-1      Function  RUNNING     rikaaaabbbbcccc  10.220.0.2/30  10.220.0.1  02:00:00:00:00:01  8080->3000/tcp, 5353->53/udp",
+      "fn-1      Function  RUNNING     rikaaaabbbbcccc  10.220.0.2/30  10.220.0.1  02:00:00:00:00:01  8080->3000/tcp, 192.0.2.10:5353->53/udp",
       "gone      -         TERMINATED  -                -              -           -                  -",
       "",
     ].join("\n"),
@@ -59,7 +59,7 @@ test("get and apply print every field of the instance, a field a line", (t) => {
       "mask:       255.255.255.252",
       "guest mac:  02:00:00:00:00:01",
       "mtu:        1500",
-      "ports:      8080->3000/tcp, 5353->53/udp",
+      "ports:      8080->3000/tcp, 192.0.2.10:5353->53/udp",
       "boot arg:   ip=10.220.0.2::10.220.0.1:255.255.255.252::eth0:off",
       "",
     ].join("\n"),

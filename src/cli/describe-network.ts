@@ -7,11 +7,11 @@ export function statusName(status: ResourceStatus): string {
   return ResourceStatus[status] ?? String(status);
 }
 
-/** `8080->3000/tcp, 5353->53/udp`, or `-` for egress only. */
+/** `8080->3000/tcp, 192.0.2.10:5353->53/udp`, or `-` for egress only. */
 export function portsText(fn: FunctionNetwork | undefined): string {
   if (fn === undefined || fn.ports.length === 0) return "-";
   return fn.ports
-    .map((port) => `${port.hostPort}->${port.guestPort}/${(Protocol[port.protocol] ?? String(port.protocol)).toLowerCase()}`)
+    .map((port) => `${port.hostIp === "" ? "" : `${port.hostIp}:`}${port.hostPort}->${port.guestPort}/${(Protocol[port.protocol] ?? String(port.protocol)).toLowerCase()}`)
     .join(", ");
 }
 

@@ -64,9 +64,13 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
 
   let plane: Awaited<ReturnType<typeof createNetworkPlane>>;
   try {
+    // The service's own TCP ports can never be exposed; a listener on port 0 gets its port later, from the ephemeral range.
+    const ownPorts = [config.listen?.port ?? 0, metricsServer?.port ?? 0].filter((port) => port > 0);
     plane = await createNetworkPlane({
       pool: config.pool,
       mtu: config.mtu,
+      localhost: config.localhost,
+      portPolicy: { ...config.hostPorts, reserved: [...config.reservedPorts, ...ownPorts] },
       logger,
       observer: metrics,
       stateDir: config.stateDir,
@@ -105,6 +109,9 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
     node_name: config.nodeName,
     pool: config.pool,
     mtu: config.mtu,
+    localhost: config.localhost,
+    host_ports: `${config.hostPorts.min}-${config.hostPorts.max}`,
+    reserved_ports: config.reservedPorts,
     state_dir: config.stateDir,
     resync_interval_ms: config.resyncIntervalMs,
     iptables_backend: config.iptablesBackend,

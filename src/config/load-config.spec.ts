@@ -11,7 +11,10 @@ test("defaults", (t) => {
     metricsListen: { host: "127.0.0.1", port: 9464 },
     nodeName: hostname(),
     pool: "10.220.0.0/16",
-    mtu: 1500,
+    mtu: "auto",
+    localhost: true,
+    hostPorts: { min: 1, max: 32767 },
+    reservedPorts: [],
     logLevel: "info",
     stateDir: "/var/lib/rik-network",
     resyncIntervalMs: 30_000,
@@ -35,6 +38,9 @@ const env = {
   RIK_NETWORK_STATE_DIR: "/srv/env-state",
   RIK_NETWORK_RESYNC_INTERVAL: "0",
   RIK_NETWORK_IPTABLES_BACKEND: "legacy",
+  RIK_NETWORK_LOCALHOST: "false",
+  RIK_NETWORK_HOST_PORTS: "20000-29999",
+  RIK_NETWORK_RESERVED_PORTS: "2379, 10250",
 };
 
 test("reads every setting from the environment", (t) => {
@@ -50,6 +56,9 @@ test("reads every setting from the environment", (t) => {
     nodeName: "env-node",
     pool: "10.221.0.0/24",
     mtu: 9000,
+    localhost: false,
+    hostPorts: { min: 20000, max: 29999 },
+    reservedPorts: [2379, 10250],
     logLevel: "debug",
     stateDir: "/srv/env-state",
     resyncIntervalMs: 0,
@@ -86,6 +95,12 @@ test("flags override the environment", (t) => {
     "2.5",
     "--iptables-backend",
     "nft",
+    "--localhost",
+    "yes",
+    "--host-ports",
+    "1024-65535",
+    "--reserved-ports",
+    "53",
   ];
   t.deepEqual(loadConfig(argv, env), {
     socketPath: "/tmp/flag.sock",
@@ -98,6 +113,9 @@ test("flags override the environment", (t) => {
     nodeName: "flag-node",
     pool: "192.168.64.0/20",
     mtu: 1400,
+    localhost: true,
+    hostPorts: { min: 1024, max: 65535 },
+    reservedPorts: [53],
     logLevel: "warn",
     stateDir: "/srv/flag-state",
     resyncIntervalMs: 2500,
@@ -107,7 +125,7 @@ test("flags override the environment", (t) => {
 });
 
 test("an empty variable counts as unset", (t) => {
-  t.is(loadConfig([], { RIK_NETWORK_MTU: "" }).mtu, 1500);
+  t.is(loadConfig([], { RIK_NETWORK_MTU: "" }).mtu, "auto");
   t.false("listen" in loadConfig([], { RIK_NETWORK_LISTEN: "" }));
 });
 
@@ -179,6 +197,13 @@ const invalid: [string, string[], Record<string, string>, RegExp][] = [
   ["an MTU above 65535", ["--mtu", "65536"], {}, /between 68 and 65535/],
   ["a fractional MTU", ["--mtu", "1500.5"], {}, /between 68 and 65535/],
   ["an unknown log level", ["--log-level", "verbose"], {}, /expected one of error, warn, info, debug/],
+  ["a host port range without a dash", ["--host-ports", "8080"], {}, /--host-ports \/ RIK_NETWORK_HOST_PORTS.*expected MIN-MAX/],
+  ["an inverted host port range", [], { RIK_NETWORK_HOST_PORTS: "9000-8000" }, /expected MIN-MAX.*MIN <= MAX/],
+  ["a host port range starting at 0", ["--host-ports", "0-100"], {}, /expected MIN-MAX/],
+  ["a host port range past 65535", ["--host-ports", "1-70000"], {}, /expected MIN-MAX/],
+  ["a reserved port that is not a number", ["--reserved-ports", "22,ssh"], {}, /--reserved-ports \/ RIK_NETWORK_RESERVED_PORTS.*comma-separated ports/],
+  ["a reserved port 0", ["--reserved-ports", "0"], {}, /comma-separated ports between 1 and 65535/],
+  ["a localhost value that is not a boolean", ["--localhost", "maybe"], {}, /--localhost \/ RIK_NETWORK_LOCALHOST.*expected true or false/],
   ["TLS files without --listen", ["--tls-cert", "/c.pem"], {}, /--tls-cert only apply to the TCP listener: pass --listen/],
   ["--insecure-tcp without --listen", ["--insecure-tcp"], {}, /--insecure-tcp only apply to the TCP listener/],
   ["--insecure-tcp with TLS files", ["--listen", "127.0.0.1:1", "--insecure-tcp", "--tls-key", "/k.pem"], {}, /--tls-key would be ignored/],
@@ -210,6 +235,9 @@ const flagsAndVariables: [string, string][] = [
   ["node-name", "NODE_NAME"],
   ["pool", "POOL"],
   ["mtu", "MTU"],
+  ["host-ports", "HOST_PORTS"],
+  ["reserved-ports", "RESERVED_PORTS"],
+  ["localhost", "LOCALHOST"],
   ["state-dir", "STATE_DIR"],
   ["resync-interval", "RESYNC_INTERVAL"],
   ["iptables-backend", "IPTABLES_BACKEND"],

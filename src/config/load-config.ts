@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { logLevels, type LogLevel } from "../logger.js";
 import { Ipv4Cidr } from "../network/ipv4-cidr.js";
+import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/port-policy.js";
 
 /** Where a TCP listener or the metrics endpoint binds. */
 export interface HostPort {
@@ -38,7 +39,14 @@ export interface Config {
   readonly nodeName: string;
   /** Aligned IPv4 CIDR the instances' /30s are taken from. */
   readonly pool: string;
-  readonly mtu: number;
+  /** MTU of the TAPs; "auto" takes the MTU of the default route's interface. */
+  readonly mtu: number | "auto";
+  /** Whether 127.0.0.1:<port> on the node reaches the guests. */
+  readonly localhost: boolean;
+  /** Host ports Functions may expose. */
+  readonly hostPorts: { readonly min: number; readonly max: number };
+  /** Host ports never exposed, besides 22 and the service's own TCP ports. */
+  readonly reservedPorts: readonly number[];
   readonly logLevel: LogLevel;
   /** Absolute path of the directory of the durable instance store. */
   readonly stateDir: string;
@@ -123,7 +131,30 @@ const options = {
     value: "CIDR",
     help: "IPv4 pool the instances' /30s come from, /8 to /30 (default 10.220.0.0/16)",
   },
-  mtu: { flag: "mtu", env: "RIK_NETWORK_MTU", value: "N", help: "MTU of every TAP, 68 to 65535 (default 1500)" },
+  mtu: {
+    flag: "mtu",
+    env: "RIK_NETWORK_MTU",
+    value: "N",
+    help: "MTU of every TAP, 68 to 65535, or auto: the MTU of the default route's interface (default auto)",
+  },
+  hostPorts: {
+    flag: "host-ports",
+    env: "RIK_NETWORK_HOST_PORTS",
+    value: "MIN-MAX",
+    help: `host ports Functions may expose (default ${DEFAULT_HOST_PORTS.min}-${DEFAULT_HOST_PORTS.max}: below the ephemeral range)`,
+  },
+  reservedPorts: {
+    flag: "reserved-ports",
+    env: "RIK_NETWORK_RESERVED_PORTS",
+    value: "LIST",
+    help: `comma-separated host ports never exposed; ${ALWAYS_RESERVED_PORTS.join(", ")} and the service's own TCP ports always are (default none more)`,
+  },
+  localhost: {
+    flag: "localhost",
+    env: "RIK_NETWORK_LOCALHOST",
+    value: "BOOL",
+    help: "let processes on the node reach exposed ports on 127.0.0.1 (route_localnet on each TAP) (default true)",
+  },
   stateDir: {
     flag: "state-dir",
     env: "RIK_NETWORK_STATE_DIR",
@@ -211,6 +242,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     nodeName: nodeName(given(options.nodeName)),
     pool: pool(given(options.pool)),
     mtu: mtu(given(options.mtu)),
+    localhost: booleanOr(given(options.localhost), true),
+    hostPorts: hostPortRange(given(options.hostPorts)),
+    reservedPorts: reservedPorts(given(options.reservedPorts)),
     logLevel: logLevel(given(options.logLevel)),
     stateDir: absolutePath(given(options.stateDir), "/var/lib/rik-network"),
     resyncIntervalMs: resyncInterval(given(options.resyncInterval)),
@@ -356,10 +390,37 @@ function pool(given: Given | undefined): string {
   return cidr.toString();
 }
 
-function mtu(given: Given | undefined): number {
-  if (given === undefined) return 1500;
+function booleanOr(given: Given | undefined, fallback: boolean): boolean {
+  return given === undefined ? fallback : boolean(given);
+}
+
+function portNumber(text: string): number | undefined {
+  const value = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  return value >= 1 && value <= 65535 ? value : undefined;
+}
+
+function hostPortRange(given: Given | undefined): { min: number; max: number } {
+  if (given === undefined) return { ...DEFAULT_HOST_PORTS };
+  const [min, max] = given.value.split("-").map((part) => portNumber(part.trim()));
+  if (min === undefined || max === undefined || given.value.split("-").length !== 2 || min > max) {
+    throw invalid(given, "expected MIN-MAX, two ports between 1 and 65535 with MIN <= MAX, e.g. 1024-32767");
+  }
+  return { min, max };
+}
+
+function reservedPorts(given: Given | undefined): number[] {
+  if (given === undefined) return [];
+  const ports = given.value.split(",").map((part) => part.trim()).filter((part) => part !== "").map(portNumber);
+  if (ports.some((port) => port === undefined)) {
+    throw invalid(given, "expected comma-separated ports between 1 and 65535, e.g. 22,2379,10250");
+  }
+  return ports as number[];
+}
+
+function mtu(given: Given | undefined): number | "auto" {
+  if (given === undefined || given.value === "auto") return "auto";
   const value = /^\d+$/.test(given.value) ? Number(given.value) : NaN;
-  if (!(value >= 68 && value <= 65535)) throw invalid(given, "expected an integer between 68 and 65535");
+  if (!(value >= 68 && value <= 65535)) throw invalid(given, "expected auto or an integer between 68 and 65535");
   return value;
 }
 

@@ -4,18 +4,22 @@ import { faultPoint } from "./fault-point.js";
 import type { FunctionNetwork, InstanceNetwork, PortMapping } from "./instance-network.js";
 import { guestMacFor, tapNameFor } from "./instance-naming.js";
 import type { Iptables } from "./iptables.js";
+import { conntrackAvailable, conntrackDelete } from "./conntrack.js";
+import { hostListeners, shadowedListener } from "./host-listeners.js";
 import {
   instanceRules,
+  nodeChainRules,
   nodeChains,
   nodeJumpRules,
-  nodePoolRules,
   parseIptablesSave,
   rulesOwnedBy,
+  type NodeRuleOptions,
 } from "./iptables-rules.js";
 import { parseIpv4, type Ipv4Cidr } from "./ipv4-cidr.js";
 import { NetworkError } from "./network-error.js";
 import type { PlaneStats } from "./network-plane.js";
 import { findPoolConflicts } from "./pool-conflicts.js";
+import type { PortPolicy } from "./port-policy.js";
 import { planActions, planReconcile, type DesiredTap } from "./reconcile-plan.js";
 import { RestoreBatcher } from "./restore-batcher.js";
 import type { Rtnetlink } from "./rtnetlink.js";
@@ -27,10 +31,23 @@ import type { WorkloadStrategy } from "./workload-strategy.js";
 
 export interface FunctionStrategyOptions {
   readonly pool: Ipv4Cidr;
-  readonly mtu: number;
+  /** MTU of every new TAP; "auto" takes the MTU of the default route's interface at setup. */
+  readonly mtu: number | "auto";
+  /** Whether 127.0.0.1:<port> on the node reaches the guests (route_localnet on each TAP, SNAT). */
+  readonly localhost: boolean;
+  readonly portPolicy: PortPolicy;
   readonly iptables: Iptables;
   readonly rtnetlink: Rtnetlink;
   readonly logger: Logger;
+}
+
+/** Used when the node has no default route to take the MTU from. */
+const FALLBACK_MTU = 1500;
+
+/** Who holds a host port: an instance, on one node address or (hostIp undefined) on all of them. */
+interface PortHolder {
+  readonly instanceId: string;
+  readonly hostIp: string | undefined;
 }
 
 export function bootArg(guestIp: string, hostIp: string, mask: string): string {
@@ -38,12 +55,29 @@ export function bootArg(guestIp: string, hostIp: string, mask: string): string {
 }
 
 function portsOf(definition: WorkloadDefinition): PortMapping[] {
-  const exposure = definition.spec.function?.exposure;
-  return exposure === undefined ? [] : [{ protocol: "tcp", hostPort: exposure.port, guestPort: exposure.targetPort }];
+  return (definition.spec.function?.exposure ?? []).map(({ protocol, port, targetPort, hostIP }) => ({
+    protocol,
+    hostPort: port,
+    guestPort: targetPort,
+    ...(hostIP === undefined ? {} : { hostIp: hostIP }),
+  }));
 }
 
 function portKey(port: PortMapping): string {
   return `${port.protocol}/${port.hostPort}`;
+}
+
+function portText(port: PortMapping): string {
+  return `host port ${port.hostIp === undefined ? "" : `${port.hostIp}:`}${port.hostPort}/${port.protocol.toUpperCase()}`;
+}
+
+/** Two bindings of one port clash unless both name a node address and the addresses differ. */
+function clashes(holder: PortHolder, port: PortMapping): boolean {
+  return holder.hostIp === undefined || port.hostIp === undefined || holder.hostIp === port.hostIp;
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith("127.");
 }
 
 function functionOf(network: InstanceNetwork): FunctionNetwork {
@@ -51,8 +85,8 @@ function functionOf(network: InstanceNetwork): FunctionNetwork {
   return network.function;
 }
 
-function rulesOf(network: InstanceNetwork) {
-  return instanceRules({ instanceId: network.instanceId, ...functionOf(network) });
+function udpPortsOf(network: InstanceNetwork): PortMapping[] {
+  return functionOf(network).ports.filter((port) => port.protocol === "udp");
 }
 
 /**
@@ -64,8 +98,9 @@ export class FunctionStrategy implements WorkloadStrategy {
   private readonly pool: AddressPool;
   private readonly rules: RestoreBatcher;
   private readonly tapDeleter: TapDeleter;
-  /** Which instance holds each host port ("tcp/8080"), so conflicts are refused before the kernel is touched. */
-  private readonly hostPorts = new Map<string, string>();
+  /** Who holds each host port ("tcp/8080"), so conflicts are refused before the kernel is touched. */
+  private readonly hostPorts = new Map<string, PortHolder[]>();
+  private mtu: number;
   /** Which instance owns each TAP name, to refuse the (unlikely) hash collision. */
   private readonly taps = new Map<string, string>();
 
@@ -74,6 +109,15 @@ export class FunctionStrategy implements WorkloadStrategy {
     this.pool = new AddressPool(options.pool);
     this.rules = new RestoreBatcher((text) => options.iptables.restore(text));
     this.tapDeleter = new TapDeleter(options.rtnetlink);
+    this.mtu = options.mtu === "auto" ? FALLBACK_MTU : options.mtu;
+  }
+
+  private get nodeRuleOptions(): NodeRuleOptions {
+    return { pool: this.options.pool.toString(), localhost: this.options.localhost };
+  }
+
+  private rulesOf(network: InstanceNetwork) {
+    return instanceRules({ instanceId: network.instanceId, pool: this.options.pool.toString(), ...functionOf(network) });
   }
 
   stats(): PlaneStats {
@@ -90,16 +134,75 @@ export class FunctionStrategy implements WorkloadStrategy {
         `address pool ${pool.toString()} overlaps the host's ${conflicts.join(", ")}; choose another --pool`,
       );
     }
+    await conntrackAvailable();
     await sysctlSet("net.ipv4.ip_forward", "1");
+    if (this.options.mtu === "auto") {
+      const route = routes.find((r) => r.prefixLength === 0 && r.index !== undefined);
+      const link = links.find((l) => l.index === route?.index);
+      this.mtu = link?.mtu ?? FALLBACK_MTU;
+      if (link === undefined) {
+        this.options.logger.warn(`no default route to take the TAP MTU from; using ${FALLBACK_MTU} (set --mtu to choose)`);
+      } else {
+        this.options.logger.info("TAP MTU taken from the default route's interface", { interface: link.name, mtu: link.mtu });
+      }
+    }
   }
 
-  admit(instanceId: string, definition: WorkloadDefinition): void {
-    for (const port of portsOf(definition)) {
-      const owner = this.hostPorts.get(portKey(port));
-      if (owner !== undefined && owner !== instanceId) {
+  /**
+   * Refuses what the port policy forbids, a hostIP that is not the node's, and a host port
+   * that a socket on the node receives on (the DNAT would silently take its traffic); then
+   * what `claim` refuses.
+   */
+  async admit(instanceId: string, definition: WorkloadDefinition): Promise<void> {
+    const ports = portsOf(definition);
+    for (const port of ports) this.options.portPolicy.check(port);
+    this.claim(instanceId, ports);
+    const bound = ports.filter((port) => port.hostIp !== undefined);
+    if (bound.length > 0) await this.checkHostAddresses(bound);
+    if (ports.length === 0) return;
+    const listeners = await hostListeners();
+    for (const port of ports) {
+      const listener = shadowedListener(listeners, port, { localhost: this.options.localhost });
+      if (listener !== undefined) {
+        throw new NetworkError(
+          "failed-precondition",
+          `${portText(port)} is already in use: a socket on the node is listening on ${listener.address}:${listener.port}/${listener.protocol.toUpperCase()}, ` +
+            "and exposing the port would silently take its traffic; stop that process or pick another port",
+        );
+      }
+    }
+  }
+
+  private async checkHostAddresses(ports: readonly PortMapping[]): Promise<void> {
+    const local = new Set((await this.options.rtnetlink.addrList()).map((address) => address.address));
+    for (const port of ports) {
+      const hostIp = port.hostIp!;
+      if (isLoopback(hostIp) && !this.options.localhost) {
+        throw new NetworkError(
+          "failed-precondition",
+          `${portText(port)} binds to a loopback address, but this node does not expose functions on localhost (--localhost false); omit hostIP or use an address of the node`,
+        );
+      }
+      if (!isLoopback(hostIp) && !local.has(hostIp)) {
+        throw new NetworkError(
+          "failed-precondition",
+          `${portText(port)} binds to ${hostIp}, which is not an address of this node; omit hostIP or use one of the node's addresses`,
+        );
+      }
+      if (this.options.pool.contains(parseIpv4(hostIp)!)) {
+        throw new NetworkError("invalid-argument", `${portText(port)} binds to ${hostIp}, inside the instances' address pool ${this.options.pool.toString()}; use an address of the node`);
+      }
+    }
+  }
+
+  /** Refuses, with no await, what conflicts with other instances: their host ports and TAP names. */
+  private claim(instanceId: string, ports: readonly PortMapping[]): void {
+    for (const port of ports) {
+      const holder = (this.hostPorts.get(portKey(port)) ?? []).find((h) => h.instanceId !== instanceId && clashes(h, port));
+      if (holder !== undefined) {
         throw new NetworkError(
           "already-exists",
-          `host port ${port.hostPort}/${port.protocol} is already exposed by instance "${owner}"; pick another port or destroy that instance`,
+          `${portText(port)} is already exposed by instance "${holder.instanceId}"; pick another port or destroy that instance`,
         );
       }
     }
@@ -115,7 +218,7 @@ export class FunctionStrategy implements WorkloadStrategy {
 
   prepare(instanceId: string, definition: WorkloadDefinition): InstanceNetwork {
     // Checked again with no await before the reservations, so concurrent creates cannot both pass.
-    this.admit(instanceId, definition);
+    this.claim(instanceId, portsOf(definition));
     const allocation = this.pool.allocate(instanceId);
     const network: InstanceNetwork = {
       instanceId,
@@ -128,7 +231,7 @@ export class FunctionStrategy implements WorkloadStrategy {
         prefixLength: allocation.prefixLength,
         mask: allocation.mask,
         guestMac: guestMacFor(instanceId),
-        mtu: this.options.mtu,
+        mtu: this.mtu,
         ports: portsOf(definition),
         bootArg: bootArg(allocation.guestIp, allocation.hostIp, allocation.mask),
       },
@@ -145,26 +248,58 @@ export class FunctionStrategy implements WorkloadStrategy {
   async realize(network: InstanceNetwork): Promise<void> {
     const fn = functionOf(network);
     // The rules do not need the TAP to exist, so both go at once; the exec dominates.
-    const [tap, rules] = await Promise.allSettled([this.addTap(fn), this.rules.submit({ append: rulesOf(network) })]);
+    const [tap, rules] = await Promise.allSettled([this.addTap(fn), this.rules.submit({ append: this.rulesOf(network) })]);
     if (tap.status === "fulfilled" && rules.status === "fulfilled") {
       faultPoint("create: TAP and rules added");
+      await this.flushUdpFlows(network);
       return;
     }
     // Undo whichever half succeeded; the restore is atomic, so a failed one added nothing.
-    if (rules.status === "fulfilled") await this.rules.submit({ delete: rulesOf(network) });
+    if (rules.status === "fulfilled") await this.rules.submit({ delete: this.rulesOf(network) });
     await this.deleteTap(fn.tapName);
     throw tap.status === "rejected" ? tap.reason : (rules as PromiseRejectedResult).reason;
   }
 
-  /** Equivalent to: `ip tuntap add dev $tap mode tap vnet_hdr && ip addr add $host/30 dev $tap && ip link set $tap mtu $mtu up` */
+  /**
+   * Equivalent to: `ip tuntap add dev $tap mode tap vnet_hdr && sysctl -w net.ipv4.conf.$tap.route_localnet=1
+   * && ip addr add $host/30 dev $tap && ip link set $tap mtu $mtu up`
+   */
   private async addTap(tap: DesiredTap): Promise<void> {
     const { rtnetlink } = this.options;
     tapAdd(tap.tapName);
     faultPoint("create: TAP added");
+    await this.setRouteLocalnet(tap.tapName);
     const index = await rtnetlink.linkIndex(tap.tapName);
     await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
     faultPoint("create: address added");
     await rtnetlink.linkSetUp(index, tap.mtu);
+  }
+
+  /**
+   * A connection to 127.0.0.1 DNATed to a guest keeps its loopback source until POSTROUTING
+   * masquerades it; without route_localnet the route lookup drops it as a martian first.
+   * Returns whether the value had to change.
+   */
+  private setRouteLocalnet(tapName: string): Promise<boolean> {
+    return sysctlSet(`net.ipv4.conf.${tapName}.route_localnet`, this.options.localhost ? "1" : "0");
+  }
+
+  /**
+   * Best effort: the rules are in place either way, and a stale flow only lasts until its
+   * conntrack entry times out (30 s after its last packet), so a failure is logged, not thrown.
+   */
+  private async flushUdpFlows(network: InstanceNetwork): Promise<void> {
+    for (const port of udpPortsOf(network)) {
+      try {
+        await conntrackDelete({ protocol: "udp", port: port.hostPort, ...(port.hostIp === undefined ? {} : { address: port.hostIp }) });
+      } catch (error) {
+        this.options.logger.warn("flushing stale UDP flows failed; they end when their conntrack entries expire", {
+          instance_id: network.instanceId,
+          port: port.hostPort,
+          error: (error as Error).message,
+        });
+      }
+    }
   }
 
   async teardown(network: InstanceNetwork): Promise<void> {
@@ -172,11 +307,12 @@ export class FunctionStrategy implements WorkloadStrategy {
     // delete (an RCU grace period) cost about the same, so they overlap.
     await Promise.all([this.removeRules(network), this.deleteTap(functionOf(network).tapName)]);
     faultPoint("destroy: rules and TAP removed");
+    await this.flushUdpFlows(network);
   }
 
   private async removeRules(network: InstanceNetwork): Promise<void> {
     try {
-      await this.rules.submit({ delete: rulesOf(network) });
+      await this.rules.submit({ delete: this.rulesOf(network) });
     } catch (error) {
       // Some rule is already gone (drift, or a create cut short): delete what is left of ours, by its comment.
       this.options.logger.warn("rule batch delete failed, deleting by comment", {
@@ -195,19 +331,22 @@ export class FunctionStrategy implements WorkloadStrategy {
     if (this.pool.ownerOf(slot) === network.instanceId) this.pool.release(slot);
     if (this.taps.get(fn.tapName) === network.instanceId) this.taps.delete(fn.tapName);
     for (const port of fn.ports) {
-      if (this.hostPorts.get(portKey(port)) === network.instanceId) this.hostPorts.delete(portKey(port));
+      const holders = (this.hostPorts.get(portKey(port)) ?? []).filter((h) => h.instanceId !== network.instanceId);
+      if (holders.length === 0) this.hostPorts.delete(portKey(port));
+      else this.hostPorts.set(portKey(port), holders);
     }
   }
 
   async reconcile(networks: readonly InstanceNetwork[]): Promise<Record<string, number>> {
-    const { rtnetlink, iptables, pool } = this.options;
+    const { rtnetlink, iptables } = this.options;
     const [links, addresses, saved] = [await rtnetlink.linkList(), await rtnetlink.addrList(), parseIptablesSave(await iptables.save())];
     const plan = planReconcile(
       {
         taps: networks.map((network): DesiredTap => functionOf(network)),
         chains: nodeChains,
-        jumps: nodeJumpRules(),
-        rules: [...nodePoolRules(pool.toString()), ...networks.flatMap(rulesOf)],
+        jumps: nodeJumpRules(this.nodeRuleOptions),
+        fixed: nodeChainRules(this.nodeRuleOptions),
+        rules: networks.flatMap((network) => this.rulesOf(network)),
       },
       { links, addresses, saved },
     );
@@ -216,16 +355,29 @@ export class FunctionStrategy implements WorkloadStrategy {
       if (addAddress) await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
       if (setUp) await rtnetlink.linkSetUp(index, tap.mtu);
     }
+    // Read from /proc, not from the plan: the link dump does not carry it.
+    const created = new Set(plan.createTaps.map((tap) => tap.tapName));
+    const existing = networks.map((network) => functionOf(network).tapName).filter((tapName) => !created.has(tapName));
+    let localnetRepaired = 0;
+    // In slices: thousands of /proc reads at once would only queue on libuv's four threads.
+    for (let start = 0; start < existing.length; start += 256) {
+      const changed = await Promise.all(existing.slice(start, start + 256).map((tapName) => this.setRouteLocalnet(tapName)));
+      localnetRepaired += changed.filter(Boolean).length;
+    }
     await this.rules.submit(plan.rules);
     for (const address of plan.removeAddresses) await rtnetlink.addrDel(address.index, address.address, address.prefixLength);
     await Promise.all(plan.deleteTaps.map((tapName) => this.deleteTap(tapName)));
-    return planActions(plan);
+    const actions = planActions(plan);
+    return localnetRepaired === 0 ? actions : { ...actions, route_localnet_repaired: localnetRepaired };
   }
 
   private reserve(network: InstanceNetwork): void {
     const fn = functionOf(network);
     this.taps.set(fn.tapName, network.instanceId);
-    for (const port of fn.ports) this.hostPorts.set(portKey(port), network.instanceId);
+    for (const port of fn.ports) {
+      const holders = (this.hostPorts.get(portKey(port)) ?? []).filter((h) => h.instanceId !== network.instanceId);
+      this.hostPorts.set(portKey(port), [...holders, { instanceId: network.instanceId, hostIp: port.hostIp }]);
+    }
   }
 
   private deleteTap(tapName: string): Promise<void> {

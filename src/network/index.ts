@@ -4,6 +4,7 @@ import { InstanceStore } from "./instance-store.js";
 import { Iptables, type IptablesOptions } from "./iptables.js";
 import { Ipv4Cidr } from "./ipv4-cidr.js";
 import { NetworkManager } from "./network-manager.js";
+import { DEFAULT_HOST_PORTS, PortPolicy, type PortPolicyOptions } from "./port-policy.js";
 import type { NetworkObserver } from "./network-observer.js";
 import type { NetworkPlane } from "./network-plane.js";
 import { Rtnetlink } from "./rtnetlink.js";
@@ -13,14 +14,19 @@ export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, Insta
 export { NetworkError, type NetworkErrorCode } from "./network-error.js";
 export type { NetworkPlane, PlaneStats } from "./network-plane.js";
 export type { NetworkObserver } from "./network-observer.js";
+export { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS, type PortPolicyOptions } from "./port-policy.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/rik-network";
 
 export interface NetworkPlaneOptions {
   /** CIDR the /30s are taken from, e.g. "10.220.0.0/16". */
   readonly pool: string;
-  /** MTU set on every TAP and returned to the VMM. */
-  readonly mtu: number;
+  /** MTU set on every TAP and returned to the VMM; "auto" takes the default route's interface's. */
+  readonly mtu: number | "auto";
+  /** Whether 127.0.0.1:<port> on the node reaches the guests. Default true. */
+  readonly localhost?: boolean;
+  /** Host ports Functions may expose. Default: DEFAULT_HOST_PORTS, 22 reserved. */
+  readonly portPolicy?: PortPolicyOptions;
   readonly logger: Logger;
   readonly iptables?: IptablesOptions;
   readonly observer?: NetworkObserver;
@@ -40,7 +46,16 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR);
   const rtnetlink = Rtnetlink.open();
   const iptables = new Iptables({ ...options.iptables, ...(observer === undefined ? {} : { observer }) });
-  const functions = new FunctionStrategy({ pool, mtu: options.mtu, iptables, rtnetlink, logger });
+  const portPolicy = new PortPolicy(options.portPolicy ?? { ...DEFAULT_HOST_PORTS, reserved: [] });
+  const functions = new FunctionStrategy({
+    pool,
+    mtu: options.mtu,
+    localhost: options.localhost ?? true,
+    portPolicy,
+    iptables,
+    rtnetlink,
+    logger,
+  });
   const registry = new StrategyRegistry({
     Function: functions,
     Pod: { unimplemented: "Pod workloads are not supported by rik-network yet: only Function instances get a network" },

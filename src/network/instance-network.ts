@@ -8,6 +8,8 @@ export interface PortMapping {
   readonly protocol: Protocol;
   readonly hostPort: number;
   readonly guestPort: number;
+  /** The one node address the port is bound to; every local address when absent. */
+  readonly hostIp?: string;
 }
 
 /** What a VMM needs to attach a Function's microVM to its TAP. */

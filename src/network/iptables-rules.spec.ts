@@ -1,53 +1,93 @@
 import test from "ava";
 import {
   instanceRules,
+  nodeChainRules,
   nodeChains,
   nodeJumpRules,
-  nodePoolRules,
   parseIptablesSave,
   renderRestore,
   ruleKey,
   rulesOwnedBy,
 } from "./iptables-rules.js";
 
+const POOL = "10.220.0.0/16";
 const instance = {
   instanceId: "fn-1",
   tapName: "rikabcdefghijkl",
   guestIp: "10.220.0.2",
+  pool: POOL,
   ports: [{ protocol: "tcp" as const, hostPort: 8080, guestPort: 3000 }],
 };
 
-test("node setup renders chains, jumps inserted at the top, and pool rules", (t) => {
-  const text = renderRestore({ createChains: nodeChains, insert: nodeJumpRules(), append: nodePoolRules("10.220.0.0/16") });
+test("node setup: chains, one jump per built-in chain inserted at the top, node chains in order", (t) => {
+  const options = { pool: POOL, localhost: true };
+  const text = renderRestore({ createChains: nodeChains, insert: nodeJumpRules(options), append: nodeChainRules(options) });
+  const c = '-m comment --comment "rik-network"';
   t.is(
     text,
     [
+      "*raw",
+      `-I PREROUTING 1 -d 127.0.0.0/8 ! -i lo ${c} -j DROP`,
+      "COMMIT",
       "*nat",
       ":RIKLET - [0:0]",
-      '-I PREROUTING 1 -m addrtype --dst-type LOCAL -m comment --comment "rik-network" -j RIKLET',
-      '-I OUTPUT 1 -m addrtype --dst-type LOCAL -m comment --comment "rik-network" -j RIKLET',
-      '-A POSTROUTING -s 10.220.0.0/16 ! -d 10.220.0.0/16 -m comment --comment "rik-network" -j MASQUERADE',
+      ":RIKLET-POSTROUTING - [0:0]",
+      `-I PREROUTING 1 -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
+      `-I OUTPUT 1 -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
+      `-I POSTROUTING 1 ${c} -j RIKLET-POSTROUTING`,
+      `-A RIKLET-POSTROUTING -s ${POOL} ! -d ${POOL} ${c} -j MASQUERADE`,
+      `-A RIKLET-POSTROUTING -s ${POOL} -d ${POOL} -m conntrack --ctstate DNAT ${c} -j MASQUERADE`,
+      `-A RIKLET-POSTROUTING -s 127.0.0.0/8 -d ${POOL} ${c} -j MASQUERADE`,
       "COMMIT",
       "*filter",
       ":RIKLET-FORWARD - [0:0]",
-      '-I FORWARD 1 -m comment --comment "rik-network" -j RIKLET-FORWARD',
-      '-A RIKLET-FORWARD -d 10.220.0.0/16 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "rik-network" -j ACCEPT',
+      ":RIKLET-INSTANCES - [0:0]",
+      ":RIKLET-INPUT - [0:0]",
+      `-I FORWARD 1 ${c} -j RIKLET-FORWARD`,
+      `-I INPUT 1 -i rik+ ${c} -j RIKLET-INPUT`,
+      `-A RIKLET-FORWARD -d ${POOL} -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j ACCEPT`,
+      `-A RIKLET-FORWARD ${c} -j RIKLET-INSTANCES`,
+      `-A RIKLET-FORWARD -d ${POOL} -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+      `-A RIKLET-FORWARD -d ${POOL} ${c} -j REJECT --reject-with icmp-port-unreachable`,
+      `-A RIKLET-FORWARD -i rik+ -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+      `-A RIKLET-FORWARD -i rik+ ${c} -j REJECT --reject-with icmp-port-unreachable`,
+      `-A RIKLET-INPUT -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j RETURN`,
+      `-A RIKLET-INPUT -p icmp ${c} -j RETURN`,
+      `-A RIKLET-INPUT -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+      `-A RIKLET-INPUT ${c} -j REJECT --reject-with icmp-port-unreachable`,
       "COMMIT",
       "",
     ].join("\n"),
   );
 });
 
-test("an instance gets DNAT and FORWARD per port plus its egress, tagged with its id", (t) => {
+test("without localhost, OUTPUT skips loopback destinations and loopback sources are not masqueraded", (t) => {
+  const options = { pool: POOL, localhost: false };
+  const output = nodeJumpRules(options).find((rule) => rule.chain === "OUTPUT")!;
+  t.is(output.spec, '! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -m comment --comment "rik-network" -j RIKLET');
+  t.false(nodeChainRules(options).some((rule) => rule.spec.includes("-s 127.0.0.0/8")));
+  t.true(nodeChainRules({ pool: POOL, localhost: true }).some((rule) => rule.spec.includes("-s 127.0.0.0/8")));
+});
+
+test("an instance gets a DNAT per port, an ACCEPT per guest port for DNATed traffic only, and its egress", (t) => {
+  const ports = [
+    ...instance.ports,
+    { protocol: "udp" as const, hostPort: 5353, guestPort: 53, hostIp: "192.0.2.10" },
+    { protocol: "tcp" as const, hostPort: 8081, guestPort: 3000 },
+  ];
+  const tag = '-m comment --comment "rik:fn-1"';
   t.is(
-    renderRestore({ append: instanceRules(instance) }),
+    renderRestore({ append: instanceRules({ ...instance, ports }) }),
     [
       "*nat",
-      '-A RIKLET -p tcp -m tcp --dport 8080 -m comment --comment "rik:fn-1" -j DNAT --to-destination 10.220.0.2:3000',
+      `-A RIKLET -p tcp -m tcp --dport 8080 ${tag} -j DNAT --to-destination 10.220.0.2:3000`,
+      `-A RIKLET -d 192.0.2.10/32 -p udp -m udp --dport 5353 ${tag} -j DNAT --to-destination 10.220.0.2:53`,
+      `-A RIKLET -p tcp -m tcp --dport 8081 ${tag} -j DNAT --to-destination 10.220.0.2:3000`,
       "COMMIT",
       "*filter",
-      '-A RIKLET-FORWARD -d 10.220.0.2/32 -o rikabcdefghijkl -p tcp -m tcp --dport 3000 -m comment --comment "rik:fn-1" -j ACCEPT',
-      '-A RIKLET-FORWARD -s 10.220.0.2/32 -i rikabcdefghijkl -m comment --comment "rik:fn-1" -j ACCEPT',
+      `-A RIKLET-INSTANCES -d 10.220.0.2/32 -o rikabcdefghijkl -p tcp -m tcp --dport 3000 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
+      `-A RIKLET-INSTANCES -d 10.220.0.2/32 -o rikabcdefghijkl -p udp -m udp --dport 53 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
+      `-A RIKLET-INSTANCES -s 10.220.0.2/32 ! -d ${POOL} -i rikabcdefghijkl ${tag} -j ACCEPT`,
       "COMMIT",
       "",
     ].join("\n"),
@@ -57,7 +97,19 @@ test("an instance gets DNAT and FORWARD per port plus its egress, tagged with it
 test("without exposure an instance has only its egress rule", (t) => {
   t.is(
     renderRestore({ delete: instanceRules({ ...instance, ports: [] }) }),
-    '*filter\n-D RIKLET-FORWARD -s 10.220.0.2/32 -i rikabcdefghijkl -m comment --comment "rik:fn-1" -j ACCEPT\nCOMMIT\n',
+    `*filter\n-D RIKLET-INSTANCES -s 10.220.0.2/32 ! -d ${POOL} -i rikabcdefghijkl -m comment --comment "rik:fn-1" -j ACCEPT\nCOMMIT\n`,
+  );
+});
+
+test("a flush comes after chain creation and before deletions", (t) => {
+  t.is(
+    renderRestore({
+      createChains: [{ table: "filter", name: "A" }],
+      flushChains: [{ table: "filter", name: "B" }],
+      delete: [{ table: "filter", chain: "C", spec: "-j ACCEPT" }],
+      append: [{ table: "filter", chain: "B", spec: "-j RETURN" }],
+    }),
+    "*filter\n:A - [0:0]\n-F B\n-D C -j ACCEPT\n-A B -j RETURN\nCOMMIT\n",
   );
 });
 
@@ -71,9 +123,9 @@ const saved = `# Generated by iptables-save v1.8.9 (nf_tables)
 :FORWARD ACCEPT [0:0]
 :RIKLET-FORWARD - [0:0]
 -A FORWARD -m comment --comment rik-network -j RIKLET-FORWARD
--A RIKLET-FORWARD -d 10.220.0.2/32 -o rikabcdefghijkl -p tcp -m tcp --dport 3000 -m comment --comment "rik:fn-1" -j ACCEPT
--A RIKLET-FORWARD -s 10.220.0.2/32 -i rikabcdefghijkl -m comment --comment "rik:fn-1" -j ACCEPT
--A RIKLET-FORWARD -s 10.220.0.6/32 -i rikzzzzzzzzzzzz -m comment --comment "rik:fn-10" -j ACCEPT
+-A RIKLET-INSTANCES -d 10.220.0.2/32 -o rikabcdefghijkl -p tcp -m tcp --dport 3000 -m conntrack --ctstate DNAT -m comment --comment "rik:fn-1" -j ACCEPT
+-A RIKLET-INSTANCES -s 10.220.0.2/32 ! -d 10.220.0.0/16 -i rikabcdefghijkl -m comment --comment "rik:fn-1" -j ACCEPT
+-A RIKLET-INSTANCES -s 10.220.0.6/32 ! -d 10.220.0.0/16 -i rikzzzzzzzzzzzz -m comment --comment "rik:fn-10" -j ACCEPT
 COMMIT
 *nat
 :PREROUTING ACCEPT [0:0]
@@ -95,7 +147,7 @@ test("parses iptables-save into chains and rules of nat and filter", (t) => {
 
 test("rendered rules compare equal to what iptables-save prints, quoted or not", (t) => {
   const present = new Set(parseIptablesSave(saved).rules.map(ruleKey));
-  t.true(present.has(ruleKey(nodeJumpRules()[2]!)));
+  t.true(present.has(ruleKey(nodeJumpRules({ pool: POOL, localhost: true }).find((rule) => rule.chain === "FORWARD")!)));
   for (const rule of instanceRules({ ...instance, ports: instance.ports })) t.true(present.has(ruleKey(rule)), rule.spec);
 });
 
@@ -103,6 +155,6 @@ test("finds the rules an instance owns by exact comment, not by prefix", (t) => 
   const owned = rulesOwnedBy(parseIptablesSave(saved), "fn-1");
   t.deepEqual(
     owned.map((r) => r.chain),
-    ["RIKLET-FORWARD", "RIKLET-FORWARD", "RIKLET"],
+    ["RIKLET-INSTANCES", "RIKLET-INSTANCES", "RIKLET"],
   );
 });

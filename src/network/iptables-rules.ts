@@ -4,8 +4,9 @@
  * from `iptables-save` compares equal to the one we rendered.
  */
 import type { PortMapping } from "./instance-network.js";
+import { TAP_PREFIX } from "./instance-naming.js";
 
-export type Table = "nat" | "filter";
+export type Table = "raw" | "nat" | "filter";
 
 export interface Rule {
   readonly table: Table;
@@ -19,20 +20,33 @@ export interface Chain {
   readonly name: string;
 }
 
-/** One iptables-restore batch: chains to create, then rules to delete, insert at the top, and append. */
+/**
+ * One iptables-restore batch, applied in this order: chains to create, chains to flush,
+ * rules to delete, rules to insert at the top, rules to append.
+ */
 export interface RuleBatch {
   readonly createChains?: readonly Chain[];
+  readonly flushChains?: readonly Chain[];
   readonly delete?: readonly Rule[];
   readonly insert?: readonly Rule[];
   readonly append?: readonly Rule[];
 }
 
-/** nat chain holding one DNAT per exposed port; reached from PREROUTING and OUTPUT for local destinations. */
+/** nat: one DNAT per exposed port; reached from PREROUTING and OUTPUT for local destinations. */
 export const NAT_CHAIN = "RIKLET";
-/** filter chain holding the FORWARD rules of every instance; reached from FORWARD. */
+/** nat: MASQUERADE for guest egress, hairpin and loopback sources; reached from POSTROUTING. */
+export const POSTROUTING_CHAIN = "RIKLET-POSTROUTING";
+/** filter: what may be forwarded to and from guests, ending in REJECTs; reached from FORWARD. */
 export const FORWARD_CHAIN = "RIKLET-FORWARD";
+/** filter: the ACCEPTs of every instance; reached from FORWARD_CHAIN, before its REJECTs. */
+export const INSTANCES_CHAIN = "RIKLET-INSTANCES";
+/** filter: what guests may open to the node itself (nothing but ICMP); reached from INPUT for guest TAPs. */
+export const INPUT_CHAIN = "RIKLET-INPUT";
 /** Comment on node-wide rules; instance rules carry `rik:<instance id>`. */
 export const NODE_COMMENT = "rik-network";
+/** Every guest TAP, as an iptables interface wildcard. */
+export const GUEST_TAPS = `${TAP_PREFIX}+`;
+const LOOPBACK = "127.0.0.0/8";
 
 export function instanceComment(instanceId: string): string {
   return `rik:${instanceId}`;
@@ -42,30 +56,67 @@ function comment(text: string): string {
   return `-m comment --comment "${text}"`;
 }
 
+const node = comment(NODE_COMMENT);
+
+/** What the node-wide rules depend on. */
+export interface NodeRuleOptions {
+  /** The address pool, as a CIDR. */
+  readonly pool: string;
+  /** Whether 127.0.0.1:<port> on the node reaches the guests. */
+  readonly localhost: boolean;
+}
+
 export const nodeChains: readonly Chain[] = [
   { table: "nat", name: NAT_CHAIN },
+  { table: "nat", name: POSTROUTING_CHAIN },
   { table: "filter", name: FORWARD_CHAIN },
+  { table: "filter", name: INSTANCES_CHAIN },
+  { table: "filter", name: INPUT_CHAIN },
 ];
 
-/** Jumps into our chains. Inserted at the top so that other tools' rules cannot shadow them. */
-export function nodeJumpRules(): Rule[] {
-  const local = `-m addrtype --dst-type LOCAL ${comment(NODE_COMMENT)} -j ${NAT_CHAIN}`;
+/**
+ * Jumps into our chains, one per built-in chain, inserted at the top so that other tools'
+ * rules cannot shadow them; plus the drop of loopback destinations arriving from outside,
+ * which must see packets before the nat PREROUTING DNAT rewrites their destination.
+ */
+export function nodeJumpRules({ localhost }: NodeRuleOptions): Rule[] {
+  const local = `-m addrtype --dst-type LOCAL ${node} -j ${NAT_CHAIN}`;
   return [
+    { table: "raw", chain: "PREROUTING", spec: `-d ${LOOPBACK} ! -i lo ${node} -j DROP` },
     { table: "nat", chain: "PREROUTING", spec: local },
-    { table: "nat", chain: "OUTPUT", spec: local },
-    { table: "filter", chain: "FORWARD", spec: `${comment(NODE_COMMENT)} -j ${FORWARD_CHAIN}` },
+    // Without localhost, 127.0.0.1 must not be DNATed: with no route_localnet the packet would be dropped as a martian.
+    { table: "nat", chain: "OUTPUT", spec: localhost ? local : `! -d ${LOOPBACK} ${local}` },
+    { table: "nat", chain: "POSTROUTING", spec: `${node} -j ${POSTROUTING_CHAIN}` },
+    { table: "filter", chain: "FORWARD", spec: `${node} -j ${FORWARD_CHAIN}` },
+    { table: "filter", chain: "INPUT", spec: `-i ${GUEST_TAPS} ${node} -j ${INPUT_CHAIN}` },
   ];
 }
 
-/** Node-wide rules for the pool: replies back to guests, and MASQUERADE for guest egress only. */
-export function nodePoolRules(pool: string): Rule[] {
+/**
+ * The whole content of the node-wide chains, in order: reconcile rewrites a chain whose
+ * content differs, since a rule appended after the REJECTs would never match.
+ */
+export function nodeChainRules({ pool, localhost }: NodeRuleOptions): Rule[] {
+  const nat = (spec: string): Rule => ({ table: "nat", chain: POSTROUTING_CHAIN, spec });
+  const forward = (spec: string): Rule => ({ table: "filter", chain: FORWARD_CHAIN, spec });
+  const input = (spec: string): Rule => ({ table: "filter", chain: INPUT_CHAIN, spec });
   return [
-    {
-      table: "filter",
-      chain: FORWARD_CHAIN,
-      spec: `-d ${pool} -m conntrack --ctstate RELATED,ESTABLISHED ${comment(NODE_COMMENT)} -j ACCEPT`,
-    },
-    { table: "nat", chain: "POSTROUTING", spec: `-s ${pool} ! -d ${pool} ${comment(NODE_COMMENT)} -j MASQUERADE` },
+    nat(`-s ${pool} ! -d ${pool} ${node} -j MASQUERADE`),
+    // Hairpin: a guest calling an exposed port through a node address must get the reply from that address.
+    nat(`-s ${pool} -d ${pool} -m conntrack --ctstate DNAT ${node} -j MASQUERADE`),
+    // A loopback source cannot leave the node: the guest would answer 127.0.0.1, itself.
+    ...(localhost ? [nat(`-s ${LOOPBACK} -d ${pool} ${node} -j MASQUERADE`)] : []),
+    forward(`-d ${pool} -m conntrack --ctstate RELATED,ESTABLISHED ${node} -j ACCEPT`),
+    forward(`${node} -j ${INSTANCES_CHAIN}`),
+    // Everything else to or from a guest is refused at once rather than left to time out.
+    forward(`-d ${pool} -p tcp ${node} -j REJECT --reject-with tcp-reset`),
+    forward(`-d ${pool} ${node} -j REJECT --reject-with icmp-port-unreachable`),
+    forward(`-i ${GUEST_TAPS} -p tcp ${node} -j REJECT --reject-with tcp-reset`),
+    forward(`-i ${GUEST_TAPS} ${node} -j REJECT --reject-with icmp-port-unreachable`),
+    input(`-m conntrack --ctstate RELATED,ESTABLISHED ${node} -j RETURN`),
+    input(`-p icmp ${node} -j RETURN`),
+    input(`-p tcp ${node} -j REJECT --reject-with tcp-reset`),
+    input(`${node} -j REJECT --reject-with icmp-port-unreachable`),
   ];
 }
 
@@ -74,29 +125,38 @@ export interface InstanceRuleInput {
   readonly tapName: string;
   readonly guestIp: string;
   readonly ports: readonly PortMapping[];
+  /** The address pool, as a CIDR: a guest's egress never goes to another guest directly. */
+  readonly pool: string;
 }
 
-/** Every rule one instance owns: DNAT per port, FORWARD to each exposed guest port, and the guest's egress. */
-export function instanceRules({ instanceId, tapName, guestIp, ports }: InstanceRuleInput): Rule[] {
+/**
+ * Every rule one instance owns: a DNAT per exposed port; an ACCEPT per guest port, for
+ * DNATed connections only, so nothing reaches the guest's address directly; and the
+ * guest's egress out of the pool, from its own address on its own TAP.
+ */
+export function instanceRules({ instanceId, tapName, guestIp, ports, pool }: InstanceRuleInput): Rule[] {
   const tag = comment(instanceComment(instanceId));
   const rules: Rule[] = [];
-  for (const { protocol, hostPort, guestPort } of ports) {
+  for (const { protocol, hostPort, guestPort, hostIp } of ports) {
+    const destination = hostIp === undefined ? "" : `-d ${hostIp}/32 `;
     rules.push({
       table: "nat",
       chain: NAT_CHAIN,
-      spec: `-p ${protocol} -m ${protocol} --dport ${hostPort} ${tag} -j DNAT --to-destination ${guestIp}:${guestPort}`,
-    });
-    rules.push({
-      table: "filter",
-      chain: FORWARD_CHAIN,
-      spec: `-d ${guestIp}/32 -o ${tapName} -p ${protocol} -m ${protocol} --dport ${guestPort} ${tag} -j ACCEPT`,
+      spec: `${destination}-p ${protocol} -m ${protocol} --dport ${hostPort} ${tag} -j DNAT --to-destination ${guestIp}:${guestPort}`,
     });
   }
-  rules.push({ table: "filter", chain: FORWARD_CHAIN, spec: `-s ${guestIp}/32 -i ${tapName} ${tag} -j ACCEPT` });
+  const guestPorts = new Set<string>();
+  for (const { protocol, guestPort } of ports) {
+    const spec = `-d ${guestIp}/32 -o ${tapName} -p ${protocol} -m ${protocol} --dport ${guestPort} -m conntrack --ctstate DNAT ${tag} -j ACCEPT`;
+    if (guestPorts.has(spec)) continue;
+    guestPorts.add(spec);
+    rules.push({ table: "filter", chain: INSTANCES_CHAIN, spec });
+  }
+  rules.push({ table: "filter", chain: INSTANCES_CHAIN, spec: `-s ${guestIp}/32 ! -d ${pool} -i ${tapName} ${tag} -j ACCEPT` });
   return rules;
 }
 
-const tables: readonly Table[] = ["nat", "filter"];
+const tables: readonly Table[] = ["raw", "nat", "filter"];
 
 /**
  * Renders one batch for `iptables-restore --noflush`. Tables without changes are left out,
@@ -107,6 +167,7 @@ export function renderRestore(batch: RuleBatch): string {
   for (const table of tables) {
     const lines: string[] = [];
     for (const chain of batch.createChains ?? []) if (chain.table === table) lines.push(`:${chain.name} - [0:0]`);
+    for (const chain of batch.flushChains ?? []) if (chain.table === table) lines.push(`-F ${chain.name}`);
     for (const rule of batch.delete ?? []) if (rule.table === table) lines.push(`-D ${rule.chain} ${rule.spec}`);
     for (const rule of batch.insert ?? []) if (rule.table === table) lines.push(`-I ${rule.chain} 1 ${rule.spec}`);
     for (const rule of batch.append ?? []) if (rule.table === table) lines.push(`-A ${rule.chain} ${rule.spec}`);
@@ -137,7 +198,7 @@ export function parseIptablesSave(text: string): SavedRules {
   for (const line of text.split("\n")) {
     if (line.startsWith("*")) {
       const name = line.slice(1).trim();
-      table = name === "nat" || name === "filter" ? name : undefined;
+      table = name === "raw" || name === "nat" || name === "filter" ? name : undefined;
     } else if (table === undefined) {
       continue;
     } else if (line.startsWith(":")) {

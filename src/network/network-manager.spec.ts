@@ -21,7 +21,7 @@ class RecordingStrategy implements WorkloadStrategy {
   reconciledWith: string[][] = [];
 
   setupNode = async () => void this.calls.push("setup");
-  admit(instanceId: string, definition: { name: string }) {
+  async admit(instanceId: string, definition: { name: string }) {
     if (definition.name === "conflicting") throw new NetworkError("already-exists", `conflict for ${instanceId}`);
   }
   prepare(instanceId: string): InstanceNetwork {

@@ -87,7 +87,7 @@ export class NetworkManager {
               : `instance "${instanceId}" is being destroyed (a previous DESTROY failed); DESTROY it again, then CREATE it`,
           );
         }
-        strategy.admit(instanceId, definition);
+        await strategy.admit(instanceId, definition);
         const network = strategy.prepare(instanceId, definition);
         const intent: InstanceRecord = { instanceId, kind: definition.kind, digest, status: "creating", network };
         try {

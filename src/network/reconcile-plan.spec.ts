@@ -1,24 +1,27 @@
 import test from "ava";
-import { instanceRules, nodeChains, nodeJumpRules, nodePoolRules, parseIptablesSave, type Rule } from "./iptables-rules.js";
+import { chainKey, instanceRules, nodeChainRules, nodeChains, nodeJumpRules, parseIptablesSave, type Rule } from "./iptables-rules.js";
 import { planActions, planReconcile, type DesiredState } from "./reconcile-plan.js";
 import type { AddressInfo, LinkInfo } from "./rtnetlink.js";
 
 const POOL = "10.220.0.0/24";
 const tapA = { tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 30, mtu: 1500 };
 const tapB = { tapName: "rikbbbbbbbbbbbb", hostIp: "10.220.0.5", prefixLength: 30, mtu: 1500 };
-const rulesA = instanceRules({ instanceId: "a", tapName: tapA.tapName, guestIp: "10.220.0.2", ports: [{ protocol: "tcp", hostPort: 8080, guestPort: 80 }] });
-const rulesB = instanceRules({ instanceId: "b", tapName: tapB.tapName, guestIp: "10.220.0.6", ports: [] });
+const rulesA = instanceRules({ instanceId: "a", tapName: tapA.tapName, guestIp: "10.220.0.2", pool: POOL, ports: [{ protocol: "tcp", hostPort: 8080, guestPort: 80 }] });
+const rulesB = instanceRules({ instanceId: "b", tapName: tapB.tapName, guestIp: "10.220.0.6", pool: POOL, ports: [] });
+const nodeOptions = { pool: POOL, localhost: true };
+const fixed = nodeChainRules(nodeOptions);
 
 const desired: DesiredState = {
   taps: [tapA, tapB],
   chains: nodeChains,
-  jumps: nodeJumpRules(),
-  rules: [...nodePoolRules(POOL), ...rulesA, ...rulesB],
+  jumps: nodeJumpRules(nodeOptions),
+  fixed,
+  rules: [...rulesA, ...rulesB],
 };
 
-function save(rules: readonly Rule[], chains = ["nat RIKLET", "filter RIKLET-FORWARD"]): string {
+function save(rules: readonly Rule[], chains = nodeChains.map(chainKey)): string {
   const lines: string[] = [];
-  for (const table of ["nat", "filter"]) {
+  for (const table of ["raw", "nat", "filter"]) {
     lines.push(`*${table}`);
     for (const chain of chains.filter((c) => c.startsWith(table))) lines.push(`:${chain.split(" ")[1]} - [0:0]`);
     for (const rule of rules.filter((r) => r.table === table)) lines.push(`-A ${rule.chain} ${rule.spec.replaceAll('"', "")}`);
@@ -32,7 +35,7 @@ const address = (index: number, a: string): AddressInfo => ({ index, address: a,
 const healthy = {
   links: [link(1, "lo", { kind: undefined }), link(2, tapA.tapName), link(3, tapB.tapName)],
   addresses: [address(2, "10.220.0.1"), address(3, "10.220.0.5")],
-  saved: parseIptablesSave(save([...desired.jumps, ...desired.rules])),
+  saved: parseIptablesSave(save([...desired.jumps, ...fixed, ...desired.rules])),
 };
 
 test("a kernel that matches needs nothing", (t) => {
@@ -44,13 +47,14 @@ test("an empty node gets chains, jumps inserted, rules appended and TAPs created
   const plan = planReconcile(desired, { links: [], addresses: [], saved: parseIptablesSave(save([], [])) });
   t.deepEqual(plan.createTaps, [tapA, tapB]);
   t.deepEqual(plan.rules.createChains, nodeChains);
-  t.deepEqual(plan.rules.insert, nodeJumpRules());
-  t.deepEqual(plan.rules.append, [...nodePoolRules(POOL), ...rulesA, ...rulesB]);
-  t.deepEqual(planActions(plan), { tap_created: 2, chain_created: 2, rule_added: 3 + 2 + 4 });
+  t.deepEqual(plan.rules.insert, nodeJumpRules(nodeOptions));
+  t.deepEqual(plan.rules.flushChains, []);
+  t.deepEqual(plan.rules.append, [...fixed, ...rulesA, ...rulesB]);
+  t.deepEqual(planActions(plan), { tap_created: 2, chain_created: 5, rule_added: 6 + 13 + 3 + 1 });
 });
 
 test("a flushed RIKLET chain gets its DNAT back, and nothing else", (t) => {
-  const flushed = [...desired.jumps, ...desired.rules].filter((r) => r.chain !== "RIKLET");
+  const flushed = [...desired.jumps, ...fixed, ...desired.rules].filter((r) => r.chain !== "RIKLET");
   const plan = planReconcile(desired, { ...healthy, saved: parseIptablesSave(save(flushed)) });
   t.deepEqual(plan.rules.append, rulesA.filter((r) => r.chain === "RIKLET"));
   t.deepEqual(planActions(plan), { rule_added: 1 });
@@ -74,7 +78,7 @@ test("what no instance owns is removed: our TAPs, stray addresses on them, our r
   const plan = planReconcile(desired, {
     links: [...healthy.links, link(4, "rikgggggggggggg"), link(5, "rikgggggggggggg0", { kind: "veth" }), link(6, "eth0", { kind: undefined })],
     addresses: [...healthy.addresses, address(2, "10.220.0.9")],
-    saved: parseIptablesSave(save([...desired.jumps, ...desired.rules, strayRule, taggedElsewhere, foreign, duplicate])),
+    saved: parseIptablesSave(save([...desired.jumps, ...fixed, ...desired.rules, strayRule, taggedElsewhere, foreign, duplicate])),
   });
   t.deepEqual(plan.deleteTaps, ["rikgggggggggggg"]);
   t.deepEqual(plan.removeAddresses, [address(2, "10.220.0.9")]);
@@ -89,4 +93,40 @@ test("what no instance owns is removed: our TAPs, stray addresses on them, our r
 test("a device with our name that is not a TAP is replaced by one", (t) => {
   const plan = planReconcile(desired, { ...healthy, links: [link(2, tapA.tapName, { kind: "veth" }), link(3, tapB.tapName)] });
   t.deepEqual(plan.createTaps, [tapA]);
+});
+
+test("a node chain missing a rule in the middle is flushed and rewritten whole, in order", (t) => {
+  const missingOne = fixed.filter((_, index) => index !== 4);
+  const plan = planReconcile(desired, { ...healthy, saved: parseIptablesSave(save([...desired.jumps, ...missingOne, ...desired.rules])) });
+  const forward = fixed.filter((rule) => rule.chain === "RIKLET-FORWARD");
+  t.deepEqual(plan.rules.flushChains, [{ table: "filter", name: "RIKLET-FORWARD" }]);
+  t.deepEqual(plan.rules.append, forward);
+  t.deepEqual(plan.rules.delete, []);
+  t.deepEqual(planActions(plan), { chain_rewritten: 1, rule_added: forward.length });
+});
+
+test("a rule another tool appended to a node chain, or reordered rules, make it rewritten", (t) => {
+  const input = fixed.filter((rule) => rule.chain === "RIKLET-INPUT");
+  const others = fixed.filter((rule) => rule.chain !== "RIKLET-INPUT");
+  const appended: Rule = { table: "filter", chain: "RIKLET-INPUT", spec: "-p udp -j ACCEPT" };
+  for (const content of [[...input, appended], [...input].reverse()]) {
+    const plan = planReconcile(desired, { ...healthy, saved: parseIptablesSave(save([...desired.jumps, ...others, ...content, ...desired.rules])) });
+    t.deepEqual(plan.rules.flushChains, [{ table: "filter", name: "RIKLET-INPUT" }]);
+    t.deepEqual(plan.rules.append, input);
+  }
+});
+
+test("the layout of an older version is replaced: a tagged MASQUERADE in POSTROUTING goes", (t) => {
+  const old: Rule = { table: "nat", chain: "POSTROUTING", spec: `-s ${POOL} ! -d ${POOL} -m comment --comment rik-network -j MASQUERADE` };
+  const plan = planReconcile(desired, { ...healthy, saved: parseIptablesSave(save([...desired.jumps, ...fixed, ...desired.rules, old])) });
+  t.deepEqual(plan.rules.delete.map((r) => `${r.chain} ${r.spec}`), [`POSTROUTING ${old.spec}`]);
+  t.deepEqual(planActions(plan), { rule_removed: 1 });
+});
+
+test("turning localhost off changes the OUTPUT jump and drops the loopback MASQUERADE", (t) => {
+  const off = { pool: POOL, localhost: false };
+  const plan = planReconcile({ ...desired, jumps: nodeJumpRules(off), fixed: nodeChainRules(off) }, healthy);
+  t.deepEqual(plan.rules.flushChains, [{ table: "nat", name: "RIKLET-POSTROUTING" }]);
+  t.deepEqual(plan.rules.insert.map((r) => r.chain), ["OUTPUT"]);
+  t.deepEqual(plan.rules.delete.map((r) => r.chain), ["OUTPUT"]);
 });

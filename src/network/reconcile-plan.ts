@@ -15,7 +15,12 @@ export interface DesiredState {
   readonly chains: readonly Chain[];
   /** Jumps into our chains: inserted at the top when missing. */
   readonly jumps: readonly Rule[];
-  /** Every other rule we own: appended when missing. */
+  /**
+   * The whole content of the node-wide chains, in order. A chain that holds anything else,
+   * or the same rules in another order, is flushed and rewritten in the same batch.
+   */
+  readonly fixed: readonly Rule[];
+  /** Every other rule we own, where order does not matter: appended when missing. */
   readonly rules: readonly Rule[];
 }
 
@@ -81,11 +86,24 @@ export function planReconcile(desired: DesiredState, observed: ObservedState): R
     .map((link) => link.name);
 
   const ourChains = new Set(desired.chains.map(chainKey));
+  const fixedChains = new Map<string, Chain>();
+  for (const rule of desired.fixed) fixedChains.set(chainKey({ table: rule.table, name: rule.chain }), { table: rule.table, name: rule.chain });
+  const rewrite: Chain[] = [];
+  for (const [key, chain] of fixedChains) {
+    const inChain = (rule: Rule) => chainKey({ table: rule.table, name: rule.chain }) === key;
+    const want = desired.fixed.filter(inChain).map(ruleKey);
+    const have = observed.saved.rules.filter(inChain).map(ruleKey);
+    if (want.length !== have.length || want.some((rule, index) => rule !== have[index])) rewrite.push(chain);
+  }
+  const rewritten = new Set(rewrite.map(chainKey));
+
   const wanted = new Map<string, Rule>();
   for (const rule of [...desired.jumps, ...desired.rules]) wanted.set(ruleKey(rule), rule);
   const seen = new Set<string>();
   const deleteRules: Rule[] = [];
   for (const rule of observed.saved.rules) {
+    // Node-wide chains are compared whole, above.
+    if (fixedChains.has(chainKey({ table: rule.table, name: rule.chain }))) continue;
     const key = ruleKey(rule);
     if (wanted.has(key) && !seen.has(key)) seen.add(key);
     else if (wanted.has(key) || isOurs(rule, ourChains)) deleteRules.push(rule);
@@ -99,9 +117,11 @@ export function planReconcile(desired: DesiredState, observed: ObservedState): R
     deleteTaps,
     rules: {
       createChains: desired.chains.filter((chain) => !observed.saved.chains.has(chainKey(chain))),
+      // A chain just created is empty, so only existing ones need the flush.
+      flushChains: rewrite.filter((chain) => observed.saved.chains.has(chainKey(chain))),
       delete: deleteRules,
       insert: missing(desired.jumps),
-      append: missing(desired.rules),
+      append: [...desired.fixed.filter((rule) => rewritten.has(chainKey({ table: rule.table, name: rule.chain }))), ...missing(desired.rules)],
     },
   };
 }
@@ -114,6 +134,7 @@ export function planActions(plan: ReconcilePlan): Record<string, number> {
     address_removed: plan.removeAddresses.length,
     tap_removed: plan.deleteTaps.length,
     chain_created: plan.rules.createChains.length,
+    chain_rewritten: plan.rules.flushChains.length,
     rule_removed: plan.rules.delete.length,
     rule_added: plan.rules.insert.length + plan.rules.append.length,
   };

@@ -1,15 +1,21 @@
+import type { Protocol } from "./instance-network.js";
+import { formatIpv4, parseIpv4 } from "./ipv4-cidr.js";
 import { NetworkError } from "./network-error.js";
 
-/** RIK's `spec.function.exposure`: the node's `port` is forwarded to the guest's `targetPort`. */
+/** One entry of RIK's `spec.function.exposure`: the node's `port` is forwarded to the guest's `targetPort`. */
 export interface FunctionExposure {
   readonly port: number;
   readonly targetPort: number;
+  readonly protocol: Protocol;
   readonly type: "NodePort";
+  /** The node address to bind to; every local address when absent. */
+  readonly hostIP?: string;
 }
 
 export interface FunctionSpec {
   readonly execution: { readonly rootfs: string };
-  readonly exposure?: FunctionExposure;
+  /** RIK's single object or an array of them, always read as a list. */
+  readonly exposure?: readonly FunctionExposure[];
 }
 
 /** RIK's JSON workload definition, as far as the network plane reads it. */
@@ -67,16 +73,52 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
-function parseExposure(fn: Json): FunctionExposure | undefined {
+const protocols: Readonly<Record<string, Protocol>> = { tcp: "tcp", udp: "udp" };
+
+function parseExposureEntry(entry: unknown, path: string): FunctionExposure {
+  if (!isObject(entry)) {
+    throw invalid(path, `must be an object {port, targetPort, protocol, type, hostIP}, got ${describe(entry)}`);
+  }
+  const hostPort = port(entry, "port", `${path}.port`);
+  const targetPort = port(entry, "targetPort", `${path}.targetPort`);
+  const type = entry["type"] ?? "NodePort";
+  if (type !== "NodePort") throw invalid(`${path}.type`, `must be "NodePort", got ${describe(type)}`);
+  const rawProtocol = entry["protocol"] ?? "TCP";
+  const protocol = typeof rawProtocol === "string" ? protocols[rawProtocol.toLowerCase()] : undefined;
+  if (protocol === undefined) throw invalid(`${path}.protocol`, `must be "TCP" or "UDP", got ${describe(rawProtocol)}`);
+  const hostIP = entry["hostIP"];
+  if (hostIP === undefined || hostIP === null || hostIP === "") return { port: hostPort, targetPort, protocol, type };
+  if (typeof hostIP !== "string" || parseIpv4(hostIP) === undefined) {
+    throw invalid(`${path}.hostIP`, `must be an IPv4 address of the node such as "192.0.2.10", got ${describe(hostIP)}`);
+  }
+  const address = parseIpv4(hostIP)!;
+  if (address === 0 || address >>> 28 >= 14) {
+    throw invalid(`${path}.hostIP`, `must be a unicast address of the node, got ${hostIP}`);
+  }
+  return { port: hostPort, targetPort, protocol, type, hostIP: formatIpv4(address) };
+}
+
+function parseExposure(fn: Json): FunctionExposure[] | undefined {
   const path = "spec.function.exposure";
   const exposure = fn["exposure"];
   if (exposure === undefined || exposure === null) return undefined;
-  if (!isObject(exposure)) throw invalid(path, `must be an object {port, targetPort, type}, got ${describe(exposure)}`);
-  const hostPort = port(exposure, "port", `${path}.port`);
-  const targetPort = port(exposure, "targetPort", `${path}.targetPort`);
-  const type = exposure["type"] ?? "NodePort";
-  if (type !== "NodePort") throw invalid(`${path}.type`, `must be "NodePort", got ${describe(type)}`);
-  return { port: hostPort, targetPort, type };
+  const entries = Array.isArray(exposure)
+    ? exposure.map((entry, index) => parseExposureEntry(entry, `${path}[${index}]`))
+    : [parseExposureEntry(exposure, path)];
+  // Two entries on one protocol and port would be two DNATs of which only the first ever matches.
+  const seen = new Map<string, number>();
+  entries.forEach((entry, index) => {
+    const key = `${entry.protocol}/${entry.port}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw invalid(
+        `${path}[${index}].port`,
+        `${entry.port}/${entry.protocol.toUpperCase()} is already exposed by ${path}[${first}]; each host port and protocol may appear once`,
+      );
+    }
+    seen.set(key, index);
+  });
+  return entries;
 }
 
 function parseFunction(spec: Json, required: boolean): FunctionSpec | undefined {

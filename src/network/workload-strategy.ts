@@ -10,11 +10,14 @@ export interface WorkloadStrategy {
   /** One-time checks and settings before serving (e.g. pool overlap, ip_forward). */
   setupNode(): Promise<void>;
   /**
-   * Refuses, before anything is recorded or touched, a definition that conflicts with
-   * instances already on the node (e.g. a host port in use).
+   * Refuses, before anything is recorded or touched, a definition that the node's policy
+   * forbids or that conflicts with what is already on the node (e.g. a host port in use).
    */
-  admit(instanceId: string, definition: WorkloadDefinition): void;
-  /** Reserves what the instance needs (addresses, names, ports) and returns its network, "creating". No kernel change. */
+  admit(instanceId: string, definition: WorkloadDefinition): Promise<void>;
+  /**
+   * Reserves what the instance needs (addresses, names, ports) and returns its network,
+   * "creating". No kernel change, and no await: it re-checks the conflicts `admit` checked.
+   */
   prepare(instanceId: string, definition: WorkloadDefinition): InstanceNetwork;
   /** Reserves again what a stored record holds, at start. */
   restore(network: InstanceNetwork): void;

@@ -7,7 +7,7 @@ import { toInstanceNetworkMessage } from "./to-instance-network-message.js";
 
 const running = functionNetwork("fn-1", "running", [
   { protocol: "tcp", hostPort: 8080, guestPort: 80 },
-  { protocol: "udp", hostPort: 5353, guestPort: 53 },
+  { protocol: "udp", hostPort: 5353, guestPort: 53, hostIp: "192.0.2.10" },
 ]);
 
 test("maps a Function network field by field, with its oneof case set", (t) => {
@@ -28,10 +28,10 @@ test("maps a Function network field by field, with its oneof case set", (t) => {
     bootArg: "ip=10.220.0.2::10.220.0.1:255.255.255.252::eth0:off",
   });
   t.deepEqual(
-    fn?.ports.map(({ protocol, hostPort, guestPort }) => ({ protocol, hostPort, guestPort })),
+    fn?.ports.map(({ protocol, hostPort, guestPort, hostIp }) => ({ protocol, hostPort, guestPort, hostIp })),
     [
-      { protocol: Protocol.TCP, hostPort: 8080, guestPort: 80 },
-      { protocol: Protocol.UDP, hostPort: 5353, guestPort: 53 },
+      { protocol: Protocol.TCP, hostPort: 8080, guestPort: 80, hostIp: "" },
+      { protocol: Protocol.UDP, hostPort: 5353, guestPort: 53, hostIp: "192.0.2.10" },
     ],
   );
 });

@@ -43,6 +43,7 @@ export function toInstanceNetworkMessage(network: InstanceNetwork): InstanceNetw
                 protocol: protocolMessageByProtocol[port.protocol],
                 hostPort: port.hostPort,
                 guestPort: port.guestPort,
+                hostIp: port.hostIp ?? "",
               })),
               bootArg: network.function.bootArg,
             },

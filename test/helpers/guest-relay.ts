@@ -212,7 +212,7 @@ export async function httpGet(
 }
 
 /** Test traffic only ever starts from namespaces this harness created. */
-function assertOwnNamespace(ns: string): void {
+export function assertOwnNamespace(ns: string): void {
   if (!ns.startsWith(`${TEST_PREFIX}-`) || !registeredNamespaces().includes(ns)) {
     throw new Error(`${ns} is not a namespace created by this test process`);
   }

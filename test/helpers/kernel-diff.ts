@@ -10,27 +10,49 @@ import { iptablesSave, ipAddrs, ipLinks, ipv4ByLink, rulesMatching, tapLinks } f
 const PROTOCOLS: Record<number, string> = { 1: "tcp", 2: "udp" };
 
 /** The iptables-save lines one instance owns. */
-export function expectedRules(network: InstanceNetwork): string[] {
+export function expectedRules(network: InstanceNetwork, pool: string): string[] {
   const fn = network.network.value!;
   const tag = `-m comment --comment "rik:${network.instanceId}"`;
-  const lines = [`-A RIKLET-FORWARD -s ${fn.guestIp}/32 -i ${fn.tapName} ${tag} -j ACCEPT`];
+  const lines = [`-A RIKLET-INSTANCES -s ${fn.guestIp}/32 ! -d ${pool} -i ${fn.tapName} ${tag} -j ACCEPT`];
   for (const port of fn.ports) {
     const p = PROTOCOLS[port.protocol]!;
-    lines.push(`-A RIKLET -p ${p} -m ${p} --dport ${port.hostPort} ${tag} -j DNAT --to-destination ${fn.guestIp}:${port.guestPort}`);
-    lines.push(`-A RIKLET-FORWARD -d ${fn.guestIp}/32 -o ${fn.tapName} -p ${p} -m ${p} --dport ${port.guestPort} ${tag} -j ACCEPT`);
+    const bound = port.hostIp === "" ? "" : `-d ${port.hostIp}/32 `;
+    lines.push(`-A RIKLET ${bound}-p ${p} -m ${p} --dport ${port.hostPort} ${tag} -j DNAT --to-destination ${fn.guestIp}:${port.guestPort}`);
+    const accept = `-A RIKLET-INSTANCES -d ${fn.guestIp}/32 -o ${fn.tapName} -p ${p} -m ${p} --dport ${port.guestPort} -m conntrack --ctstate DNAT ${tag} -j ACCEPT`;
+    if (!lines.includes(accept)) lines.push(accept);
   }
   return lines;
 }
 
-/** The node-wide lines, present exactly once whatever the instances. */
+/** The node-wide lines, present exactly once whatever the instances (with the default --localhost true). */
 export function expectedNodeRules(pool: string): string[] {
+  const c = "-m comment --comment rik-network";
   return [
-    "-A FORWARD -m comment --comment rik-network -j RIKLET-FORWARD",
-    "-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment rik-network -j RIKLET",
-    `-A POSTROUTING -s ${pool} ! -d ${pool} -m comment --comment rik-network -j MASQUERADE`,
-    "-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment rik-network -j RIKLET",
-    `-A RIKLET-FORWARD -d ${pool} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment rik-network -j ACCEPT`,
+    `-A PREROUTING -d 127.0.0.0/8 ! -i lo ${c} -j DROP`,
+    `-A PREROUTING -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
+    `-A OUTPUT -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
+    `-A POSTROUTING ${c} -j RIKLET-POSTROUTING`,
+    `-A RIKLET-POSTROUTING -s ${pool} ! -d ${pool} ${c} -j MASQUERADE`,
+    `-A RIKLET-POSTROUTING -s ${pool} -d ${pool} -m conntrack --ctstate DNAT ${c} -j MASQUERADE`,
+    `-A RIKLET-POSTROUTING -s 127.0.0.0/8 -d ${pool} ${c} -j MASQUERADE`,
+    `-A INPUT -i rik+ ${c} -j RIKLET-INPUT`,
+    `-A FORWARD ${c} -j RIKLET-FORWARD`,
+    `-A RIKLET-FORWARD -d ${pool} -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j ACCEPT`,
+    `-A RIKLET-FORWARD ${c} -j RIKLET-INSTANCES`,
+    `-A RIKLET-FORWARD -d ${pool} -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-FORWARD -d ${pool} ${c} -j REJECT --reject-with icmp-port-unreachable`,
+    `-A RIKLET-FORWARD -i rik+ -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-FORWARD -i rik+ ${c} -j REJECT --reject-with icmp-port-unreachable`,
+    `-A RIKLET-INPUT -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j RETURN`,
+    `-A RIKLET-INPUT -p icmp ${c} -j RETURN`,
+    `-A RIKLET-INPUT -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-INPUT ${c} -j REJECT --reject-with icmp-port-unreachable`,
   ];
+}
+
+/** Node-chain lines in the order iptables-save prints them: the order decides what matches. */
+function chainOrder(save: string, chain: string): string[] {
+  return save.split("\n").filter((line) => line.startsWith(`-A ${chain} `));
 }
 
 function difference(label: string, actual: readonly string[], expected: readonly string[]): string[] {
@@ -70,11 +92,16 @@ export async function kernelDiff(ns: string, networks: readonly InstanceNetwork[
       diffs.push(...cidrs.filter(inPool).map((cidr) => `pool address ${cidr} on ${link}, which is not an instance's TAP`));
     }
   }
-  diffs.push(...difference("instance rule", rulesMatching(save, "rik:"), networks.flatMap(expectedRules)));
-  diffs.push(...difference("node rule", rulesMatching(save, "rik-network"), expectedNodeRules(pool)));
+  diffs.push(...difference("instance rule", rulesMatching(save, "rik:"), networks.flatMap((n) => expectedRules(n, pool))));
+  const nodeRules = expectedNodeRules(pool);
+  diffs.push(...difference("node rule", rulesMatching(save, "rik-network"), nodeRules));
+  for (const chain of ["RIKLET-POSTROUTING", "RIKLET-FORWARD", "RIKLET-INPUT"]) {
+    const expected = nodeRules.filter((line) => line.startsWith(`-A ${chain} `));
+    if (chainOrder(save, chain).join("\n") !== expected.join("\n")) diffs.push(`${chain} is not exactly, in order: ${expected.join(" | ")}`);
+  }
   const strays = save
     .split("\n")
-    .filter((line) => /^-A RIKLET(-FORWARD)? /.test(line) && !line.includes("rik:") && !line.includes("rik-network"));
+    .filter((line) => /^-A RIKLET(-[A-Z]+)? /.test(line) && !line.includes("rik:") && !line.includes("rik-network"));
   diffs.push(...strays.map((line) => `untagged rule in our chains: ${line}`));
   return diffs;
 }

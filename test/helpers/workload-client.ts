@@ -11,9 +11,25 @@ import { createWorkloadNetworkClient, type WorkloadNetworkClient } from "../../s
 
 export { ResourceStatus, WorkloadRequestKind };
 
+/** One entry of `spec.function.exposure`: node `port` (on `hostIP`, default every address) to guest `targetPort`. */
+export interface PortExposure {
+  readonly port: number;
+  readonly targetPort: number;
+  readonly type?: string;
+  /** "TCP" (the default) or "UDP". */
+  readonly protocol?: string;
+  readonly hostIP?: string;
+}
+
 export interface FunctionDefinitionOptions {
   readonly name?: string;
-  readonly exposure?: { port: number; targetPort: number; type?: string } | undefined;
+  /** RIK's single object (sent with `type: "NodePort"` unless given), or an array sent as written. */
+  readonly exposure?: PortExposure | readonly PortExposure[] | undefined;
+}
+
+/** `exposure` as it goes on the wire. */
+function exposureJson(exposure: PortExposure | readonly PortExposure[]): unknown {
+  return Array.isArray(exposure) ? exposure : { type: "NodePort", ...exposure };
 }
 
 /** RIK's JSON workload for a Function, as the scheduler sends it. */
@@ -27,7 +43,7 @@ export function functionDefinition({ name = "hello", exposure }: FunctionDefinit
       containers: [],
       function: {
         execution: { rootfs: "https://example.invalid/rootfs.ext4" },
-        ...(exposure === undefined ? {} : { exposure: { type: "NodePort", ...exposure } }),
+        ...(exposure === undefined ? {} : { exposure: exposureJson(exposure) }),
       },
     },
   });
