@@ -38,7 +38,7 @@ test("create is riklet's 15 execs: 3 ip, then -L table, -L chain, -C, -A per rul
   t.is(dnat.check[4], "-C");
   t.deepEqual(steps.slice(6, 8).map((s) => s.kind === "list" && s.argv.join(" ")), [
     "iptables -w -t filter -L -n",
-    "iptables -w -t filter -L RIKLET-FORWARD -n",
+    "iptables -w -t filter -L RIKLET-INSTANCES -n",
   ]);
 });
 

@@ -16,7 +16,7 @@
  * Every iptables call gets `-w` (wait for the xtables lock): without it concurrent legacy
  * calls fail instead of queueing; nf_tables ignores it.
  *
- * The rule texts are rik-network's own (same chains RIKLET and RIKLET-FORWARD, same
+ * The rule texts are rik-network's own (same chains RIKLET and RIKLET-INSTANCES, same
  * matches and comments), set up once per namespace with rik-network's node setup.
  */
 import fs from "node:fs";

@@ -141,7 +141,7 @@ export class FunctionStrategy implements WorkloadStrategy {
       const link = links.find((l) => l.index === route?.index);
       this.mtu = link?.mtu ?? FALLBACK_MTU;
       if (link === undefined) {
-        this.options.logger.warn(`no default route to take the TAP MTU from; using ${FALLBACK_MTU} (set --mtu to choose)`);
+        this.options.logger.info(`no default route to take the TAP MTU from; using ${FALLBACK_MTU} (set --mtu to choose)`);
       } else {
         this.options.logger.info("TAP MTU taken from the default route's interface", { interface: link.name, mtu: link.mtu });
       }
