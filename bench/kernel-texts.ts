@@ -27,7 +27,7 @@ export function rulesOf(instance: BenchInstance): Rule[] {
 /** rik-network's node setup on an empty namespace, with its defaults: chains, jumps, node-wide rules. */
 export function nodeSetupRestore(pool: string): string {
   const options = { pool, localhost: true };
-  return renderRestore({ createChains: nodeChains, insert: nodeJumpRules(options), append: nodeChainRules(options) });
+  return renderRestore({ createChains: nodeChains(options), insert: nodeJumpRules(options), append: nodeChainRules(options) });
 }
 
 /** One `iptables-restore --noflush` batch appending every rule of `instances`. */

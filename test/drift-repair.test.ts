@@ -41,10 +41,12 @@ test("at start, missing TAPs, addresses and rules are re-created and strays of o
   const damage: string[][] = [
     ["ip", "link", "del", tapOf(a)],
     ["ip", "addr", "flush", "dev", tapOf(c)],
+    // The jumps to the DNAT shards, and the shard that holds a's and b's DNATs (8001, 8002).
     ["iptables", "-t", "nat", "-F", "RIKLET"],
+    ["iptables", "-t", "nat", "-F", "RIKLET-P15"],
     ["iptables", "-D", ...egressOfB!.slice(3).split(" ").map((word) => word.replaceAll('"', ""))],
     ["ip", "tuntap", "add", "dev", "rikzzzzzzzzzzzz", "mode", "tap"],
-    ["iptables", "-t", "nat", "-A", "RIKLET", "-p", "tcp", "--dport", "7777", "-m", "comment", "--comment", "rik:stray", "-j", "DNAT", "--to-destination", "10.220.0.99:1"],
+    ["iptables", "-t", "nat", "-A", "RIKLET-P15", "-p", "tcp", "--dport", "7777", "-m", "comment", "--comment", "rik:stray", "-j", "DNAT", "--to-destination", "10.220.0.99:1"],
     ["iptables", "-A", "FORWARD", "-i", "eth9", "-j", "DROP"],
   ];
   for (const [file, ...args] of damage) await topology.execNode(file!, args);
@@ -55,14 +57,18 @@ test("at start, missing TAPs, addresses and rules are re-created and strays of o
   t.teardown(() => second.stop());
   t.deepEqual(await kernelDiff(topology.node, [a, b, c], POOL), []);
   const line = await second.waitForLog(reconciled("start"));
-  t.like(line, { instances: 3, actions: { tap_created: 1, tap_repaired: 1, tap_removed: 1, rule_added: 3, rule_removed: 1 } });
+  // 256 jumps (a port range per protocol and shard) in the rewritten RIKLET, 2 DNATs and b's egress.
+  t.like(line, {
+    instances: 3,
+    actions: { tap_created: 1, tap_repaired: 1, tap_removed: 1, chain_rewritten: 1, rule_added: 256 + 3, rule_removed: 1 },
+  });
   t.deepEqual(rulesMatching(await iptablesSave(topology.node), "eth9"), ["-A FORWARD -i eth9 -j DROP"], "not ours: left alone");
   const lister = new WorkloadClient(second.address);
   t.teardown(() => lister.close());
   t.deepEqual((await lister.list()).map((n) => n.instanceId).sort(), ["a", "b", "c"]);
 });
 
-test("the periodic resync repairs a deleted TAP and a flushed RIKLET chain while the service runs", async (t) => {
+test("the periodic resync repairs a deleted TAP and flushed RIKLET chains while the service runs", async (t) => {
   const topology = await Topology.create({ teardown: t });
   const service = await startService({ nodeNs: topology.node, pool: POOL, extraArgs: ["--resync-interval", "1"] });
   t.teardown(() => service.stop());
@@ -73,13 +79,14 @@ test("the periodic resync repairs a deleted TAP and a flushed RIKLET chain while
 
   await topology.execNode("ip", ["link", "del", web.network.value!.tapName]);
   await topology.execNode("iptables", ["-t", "nat", "-F", "RIKLET"]);
+  await topology.execNode("iptables", ["-t", "nat", "-F", "RIKLET-P15"]);
   t.notDeepEqual(await kernelDiff(topology.node, [web, other], POOL), []);
 
   await until("the resync to repair the node", async () =>
     (await kernelDiff(topology.node, [web, other], POOL)).length === 0 ? true : undefined,
   );
   const line = await service.waitForLog((entry) => reconciled("resync")(entry) && Object.keys(entry["actions"] as object).length > 0);
-  t.like(line, { actions: { tap_created: 1, rule_added: 2 } });
+  t.like(line, { actions: { tap_created: 1, chain_rewritten: 1, rule_added: 256 + 2 } });
 
   // The repaired TAP carries traffic again: a VMM re-attaching to it is reachable from the world.
   const fn = web.network.value!;

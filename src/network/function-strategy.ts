@@ -343,7 +343,7 @@ export class FunctionStrategy implements WorkloadStrategy {
     const plan = planReconcile(
       {
         taps: networks.map((network): DesiredTap => functionOf(network)),
-        chains: nodeChains,
+        chains: nodeChains(this.nodeRuleOptions),
         jumps: nodeJumpRules(this.nodeRuleOptions),
         fixed: nodeChainRules(this.nodeRuleOptions),
         rules: networks.flatMap((network) => this.rulesOf(network)),

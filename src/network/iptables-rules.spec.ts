@@ -1,10 +1,13 @@
 import test from "ava";
 import {
+  guestShardChain,
+  guestShards,
   instanceRules,
   nodeChainRules,
   nodeChains,
   nodeJumpRules,
   parseIptablesSave,
+  portShardChain,
   renderRestore,
   ruleKey,
   rulesOwnedBy,
@@ -20,45 +23,75 @@ const instance = {
 };
 
 test("node setup: chains, one jump per built-in chain inserted at the top, node chains in order", (t) => {
-  const options = { pool: POOL, localhost: true };
-  const text = renderRestore({ createChains: nodeChains, insert: nodeJumpRules(options), append: nodeChainRules(options) });
+  const options = { pool: "10.220.0.0/24", localhost: true };
+  const text = renderRestore({ createChains: nodeChains(options), insert: nodeJumpRules(options), append: nodeChainRules(options) });
   const c = '-m comment --comment "rik-network"';
-  t.is(
-    text,
-    [
-      "*raw",
-      `-I PREROUTING 1 -d 127.0.0.0/8 ! -i lo ${c} -j DROP`,
-      "COMMIT",
-      "*nat",
-      ":RIKLET - [0:0]",
-      ":RIKLET-POSTROUTING - [0:0]",
-      `-I PREROUTING 1 -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
-      `-I OUTPUT 1 -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
-      `-I POSTROUTING 1 ${c} -j RIKLET-POSTROUTING`,
-      `-A RIKLET-POSTROUTING -s ${POOL} ! -d ${POOL} ${c} -j MASQUERADE`,
-      `-A RIKLET-POSTROUTING -s ${POOL} -d ${POOL} -m conntrack --ctstate DNAT ${c} -j MASQUERADE`,
-      `-A RIKLET-POSTROUTING -s 127.0.0.0/8 -d ${POOL} ${c} -j MASQUERADE`,
-      "COMMIT",
-      "*filter",
-      ":RIKLET-FORWARD - [0:0]",
-      ":RIKLET-INSTANCES - [0:0]",
-      ":RIKLET-INPUT - [0:0]",
-      `-I FORWARD 1 ${c} -j RIKLET-FORWARD`,
-      `-I INPUT 1 -i rik+ ${c} -j RIKLET-INPUT`,
-      `-A RIKLET-FORWARD -d ${POOL} -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j ACCEPT`,
-      `-A RIKLET-FORWARD ${c} -j RIKLET-INSTANCES`,
-      `-A RIKLET-FORWARD -d ${POOL} -p tcp ${c} -j REJECT --reject-with tcp-reset`,
-      `-A RIKLET-FORWARD -d ${POOL} ${c} -j REJECT --reject-with icmp-port-unreachable`,
-      `-A RIKLET-FORWARD -i rik+ -p tcp ${c} -j REJECT --reject-with tcp-reset`,
-      `-A RIKLET-FORWARD -i rik+ ${c} -j REJECT --reject-with icmp-port-unreachable`,
-      `-A RIKLET-INPUT -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j RETURN`,
-      `-A RIKLET-INPUT -p icmp ${c} -j RETURN`,
-      `-A RIKLET-INPUT -p tcp ${c} -j REJECT --reject-with tcp-reset`,
-      `-A RIKLET-INPUT ${c} -j REJECT --reject-with icmp-port-unreachable`,
-      "COMMIT",
-      "",
-    ].join("\n"),
-  );
+  const lines = text.split("\n");
+  const natChains = lines.filter((line) => /^:RIKLET-P\d+ /.test(line));
+  t.is(natChains.length, 128);
+  const portJumps = lines.filter((line) => line.startsWith("-A RIKLET -p "));
+  t.is(portJumps.length, 256, "a jump per protocol and shard");
+  t.is(portJumps[0], `-A RIKLET -p tcp -m tcp --dport 0:511 ${c} -j RIKLET-P0`);
+  t.is(portJumps[15], `-A RIKLET -p tcp -m tcp --dport 7680:8191 ${c} -j RIKLET-P15`);
+  t.is(portJumps[255], `-A RIKLET -p udp -m udp --dport 65024:65535 ${c} -j RIKLET-P127`);
+  const rest = lines.filter((line) => !/^:RIKLET-P\d+ /.test(line) && !line.startsWith("-A RIKLET -p "));
+  t.deepEqual(rest, [
+    "*raw",
+    `-I PREROUTING 1 -d 127.0.0.0/8 ! -i lo ${c} -j DROP`,
+    "COMMIT",
+    "*nat",
+    ":RIKLET - [0:0]",
+    ":RIKLET-POSTROUTING - [0:0]",
+    `-I PREROUTING 1 -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
+    `-I OUTPUT 1 -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
+    `-I POSTROUTING 1 ${c} -j RIKLET-POSTROUTING`,
+    `-A RIKLET-POSTROUTING -s 10.220.0.0/24 ! -d 10.220.0.0/24 ${c} -j MASQUERADE`,
+    `-A RIKLET-POSTROUTING -s 10.220.0.0/24 -d 10.220.0.0/24 -m conntrack --ctstate DNAT ${c} -j MASQUERADE`,
+    `-A RIKLET-POSTROUTING -s 127.0.0.0/8 -d 10.220.0.0/24 ${c} -j MASQUERADE`,
+    "COMMIT",
+    "*filter",
+    ":RIKLET-FORWARD - [0:0]",
+    ":RIKLET-INSTANCES - [0:0]",
+    ":RIKLET-INSTANCES-G0 - [0:0]",
+    ":RIKLET-INPUT - [0:0]",
+    `-I FORWARD 1 ${c} -j RIKLET-FORWARD`,
+    `-I INPUT 1 -i rik+ ${c} -j RIKLET-INPUT`,
+    `-A RIKLET-FORWARD -d 10.220.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j ACCEPT`,
+    `-A RIKLET-FORWARD ${c} -j RIKLET-INSTANCES`,
+    `-A RIKLET-FORWARD -d 10.220.0.0/24 -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-FORWARD -d 10.220.0.0/24 ${c} -j REJECT --reject-with icmp-port-unreachable`,
+    `-A RIKLET-FORWARD -i rik+ -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-FORWARD -i rik+ ${c} -j REJECT --reject-with icmp-port-unreachable`,
+    `-A RIKLET-INPUT -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j RETURN`,
+    `-A RIKLET-INPUT -p icmp ${c} -j RETURN`,
+    `-A RIKLET-INPUT -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-INPUT ${c} -j REJECT --reject-with icmp-port-unreachable`,
+    `-A RIKLET-INSTANCES -d 10.220.0.0/24 ${c} -j RIKLET-INSTANCES-G0`,
+    `-A RIKLET-INSTANCES -s 10.220.0.0/24 ${c} -j RIKLET-INSTANCES-G0`,
+    "COMMIT",
+    "",
+  ]);
+});
+
+test("guest shards: /24 blocks, at most 256 of them, and each guest in the block of its address", (t) => {
+  t.deepEqual(guestShards("10.220.0.0/24"), [{ block: "10.220.0.0/24", chain: "RIKLET-INSTANCES-G0" }]);
+  t.deepEqual(guestShards("10.220.0.0/28"), [{ block: "10.220.0.0/28", chain: "RIKLET-INSTANCES-G0" }]);
+  const sixteen = guestShards("10.220.0.0/16");
+  t.is(sixteen.length, 256);
+  t.deepEqual(sixteen[5], { block: "10.220.5.0/24", chain: "RIKLET-INSTANCES-G5" });
+  const twelve = guestShards("10.16.0.0/12");
+  t.is(twelve.length, 256);
+  t.deepEqual(twelve[1], { block: "10.16.16.0/20", chain: "RIKLET-INSTANCES-G1" });
+  t.is(guestShardChain("10.220.0.0/16", "10.220.5.6"), "RIKLET-INSTANCES-G5");
+  t.is(guestShardChain("10.220.0.0/16", "10.220.255.254"), "RIKLET-INSTANCES-G255");
+  t.is(guestShardChain("10.16.0.0/12", "10.31.255.254"), "RIKLET-INSTANCES-G255");
+});
+
+test("port shards: 512 host ports each", (t) => {
+  t.is(portShardChain(1), "RIKLET-P0");
+  t.is(portShardChain(511), "RIKLET-P0");
+  t.is(portShardChain(512), "RIKLET-P1");
+  t.is(portShardChain(65535), "RIKLET-P127");
 });
 
 test("without localhost, OUTPUT skips loopback destinations and loopback sources are not masqueraded", (t) => {
@@ -80,14 +113,14 @@ test("an instance gets a DNAT per port, an ACCEPT per guest port for DNATed traf
     renderRestore({ append: instanceRules({ ...instance, ports }) }),
     [
       "*nat",
-      `-A RIKLET -p tcp -m tcp --dport 8080 ${tag} -j DNAT --to-destination 10.220.0.2:3000`,
-      `-A RIKLET -d 192.0.2.10/32 -p udp -m udp --dport 5353 ${tag} -j DNAT --to-destination 10.220.0.2:53`,
-      `-A RIKLET -p tcp -m tcp --dport 8081 ${tag} -j DNAT --to-destination 10.220.0.2:3000`,
+      `-A RIKLET-P15 -p tcp -m tcp --dport 8080 ${tag} -j DNAT --to-destination 10.220.0.2:3000`,
+      `-A RIKLET-P10 -d 192.0.2.10/32 -p udp -m udp --dport 5353 ${tag} -j DNAT --to-destination 10.220.0.2:53`,
+      `-A RIKLET-P15 -p tcp -m tcp --dport 8081 ${tag} -j DNAT --to-destination 10.220.0.2:3000`,
       "COMMIT",
       "*filter",
-      `-A RIKLET-INSTANCES -d 10.220.0.2/32 -o rikabcdefghijkl -p tcp -m tcp --dport 3000 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
-      `-A RIKLET-INSTANCES -d 10.220.0.2/32 -o rikabcdefghijkl -p udp -m udp --dport 53 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
-      `-A RIKLET-INSTANCES -s 10.220.0.2/32 ! -d ${POOL} -i rikabcdefghijkl ${tag} -j ACCEPT`,
+      `-A RIKLET-INSTANCES-G0 -d 10.220.0.2/32 -o rikabcdefghijkl -p tcp -m tcp --dport 3000 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
+      `-A RIKLET-INSTANCES-G0 -d 10.220.0.2/32 -o rikabcdefghijkl -p udp -m udp --dport 53 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
+      `-A RIKLET-INSTANCES-G0 -s 10.220.0.2/32 ! -d ${POOL} -i rikabcdefghijkl ${tag} -j ACCEPT`,
       "COMMIT",
       "",
     ].join("\n"),
@@ -97,19 +130,20 @@ test("an instance gets a DNAT per port, an ACCEPT per guest port for DNATed traf
 test("without exposure an instance has only its egress rule", (t) => {
   t.is(
     renderRestore({ delete: instanceRules({ ...instance, ports: [] }) }),
-    `*filter\n-D RIKLET-INSTANCES -s 10.220.0.2/32 ! -d ${POOL} -i rikabcdefghijkl -m comment --comment "rik:fn-1" -j ACCEPT\nCOMMIT\n`,
+    `*filter\n-D RIKLET-INSTANCES-G0 -s 10.220.0.2/32 ! -d ${POOL} -i rikabcdefghijkl -m comment --comment "rik:fn-1" -j ACCEPT\nCOMMIT\n`,
   );
 });
 
-test("a flush comes after chain creation and before deletions", (t) => {
+test("a flush comes after chain creation and before deletions; stale chains go last", (t) => {
   t.is(
     renderRestore({
       createChains: [{ table: "filter", name: "A" }],
       flushChains: [{ table: "filter", name: "B" }],
       delete: [{ table: "filter", chain: "C", spec: "-j ACCEPT" }],
       append: [{ table: "filter", chain: "B", spec: "-j RETURN" }],
+      deleteChains: [{ table: "filter", name: "D" }],
     }),
-    "*filter\n:A - [0:0]\n-F B\n-D C -j ACCEPT\n-A B -j RETURN\nCOMMIT\n",
+    "*filter\n:A - [0:0]\n-F B\n-D C -j ACCEPT\n-A B -j RETURN\n-F D\n-X D\nCOMMIT\n",
   );
 });
 
@@ -123,14 +157,14 @@ const saved = `# Generated by iptables-save v1.8.9 (nf_tables)
 :FORWARD ACCEPT [0:0]
 :RIKLET-FORWARD - [0:0]
 -A FORWARD -m comment --comment rik-network -j RIKLET-FORWARD
--A RIKLET-INSTANCES -d 10.220.0.2/32 -o rikabcdefghijkl -p tcp -m tcp --dport 3000 -m conntrack --ctstate DNAT -m comment --comment "rik:fn-1" -j ACCEPT
--A RIKLET-INSTANCES -s 10.220.0.2/32 ! -d 10.220.0.0/16 -i rikabcdefghijkl -m comment --comment "rik:fn-1" -j ACCEPT
--A RIKLET-INSTANCES -s 10.220.0.6/32 ! -d 10.220.0.0/16 -i rikzzzzzzzzzzzz -m comment --comment "rik:fn-10" -j ACCEPT
+-A RIKLET-INSTANCES-G0 -d 10.220.0.2/32 -o rikabcdefghijkl -p tcp -m tcp --dport 3000 -m conntrack --ctstate DNAT -m comment --comment "rik:fn-1" -j ACCEPT
+-A RIKLET-INSTANCES-G0 -s 10.220.0.2/32 ! -d 10.220.0.0/16 -i rikabcdefghijkl -m comment --comment "rik:fn-1" -j ACCEPT
+-A RIKLET-INSTANCES-G0 -s 10.220.0.6/32 ! -d 10.220.0.0/16 -i rikzzzzzzzzzzzz -m comment --comment "rik:fn-10" -j ACCEPT
 COMMIT
 *nat
 :PREROUTING ACCEPT [0:0]
 :RIKLET - [0:0]
--A RIKLET -p tcp -m tcp --dport 8080 -m comment --comment "rik:fn-1" -j DNAT --to-destination 10.220.0.2:3000
+-A RIKLET-P15 -p tcp -m tcp --dport 8080 -m comment --comment "rik:fn-1" -j DNAT --to-destination 10.220.0.2:3000
 COMMIT
 *mangle
 :RIKLET - [0:0]
@@ -155,6 +189,6 @@ test("finds the rules an instance owns by exact comment, not by prefix", (t) => 
   const owned = rulesOwnedBy(parseIptablesSave(saved), "fn-1");
   t.deepEqual(
     owned.map((r) => r.chain),
-    ["RIKLET-INSTANCES", "RIKLET-INSTANCES", "RIKLET"],
+    ["RIKLET-INSTANCES-G0", "RIKLET-INSTANCES-G0", "RIKLET-P15"],
   );
 });

@@ -13,13 +13,13 @@ const fixed = nodeChainRules(nodeOptions);
 
 const desired: DesiredState = {
   taps: [tapA, tapB],
-  chains: nodeChains,
+  chains: nodeChains(nodeOptions),
   jumps: nodeJumpRules(nodeOptions),
   fixed,
   rules: [...rulesA, ...rulesB],
 };
 
-function save(rules: readonly Rule[], chains = nodeChains.map(chainKey)): string {
+function save(rules: readonly Rule[], chains = nodeChains(nodeOptions).map(chainKey)): string {
   const lines: string[] = [];
   for (const table of ["raw", "nat", "filter"]) {
     lines.push(`*${table}`);
@@ -46,18 +46,45 @@ test("a kernel that matches needs nothing", (t) => {
 test("an empty node gets chains, jumps inserted, rules appended and TAPs created", (t) => {
   const plan = planReconcile(desired, { links: [], addresses: [], saved: parseIptablesSave(save([], [])) });
   t.deepEqual(plan.createTaps, [tapA, tapB]);
-  t.deepEqual(plan.rules.createChains, nodeChains);
+  t.deepEqual(plan.rules.createChains, nodeChains(nodeOptions));
   t.deepEqual(plan.rules.insert, nodeJumpRules(nodeOptions));
   t.deepEqual(plan.rules.flushChains, []);
   t.deepEqual(plan.rules.append, [...fixed, ...rulesA, ...rulesB]);
-  t.deepEqual(planActions(plan), { tap_created: 2, chain_created: 5, rule_added: 6 + 13 + 3 + 1 });
+  t.deepEqual(planActions(plan), {
+    tap_created: 2,
+    chain_created: nodeChains(nodeOptions).length,
+    rule_added: 6 + fixed.length + rulesA.length + rulesB.length,
+  });
 });
 
-test("a flushed RIKLET chain gets its DNAT back, and nothing else", (t) => {
+test("a flushed DNAT shard gets its DNAT back, and nothing else", (t) => {
+  const flushed = [...desired.jumps, ...fixed, ...desired.rules].filter((r) => r.chain !== "RIKLET-P15");
+  const plan = planReconcile(desired, { ...healthy, saved: parseIptablesSave(save(flushed)) });
+  t.deepEqual(plan.rules.append, rulesA.filter((r) => r.chain === "RIKLET-P15"));
+  t.deepEqual(planActions(plan), { rule_added: 1 });
+});
+
+test("a flushed RIKLET gets its jumps to the shards back, in order", (t) => {
   const flushed = [...desired.jumps, ...fixed, ...desired.rules].filter((r) => r.chain !== "RIKLET");
   const plan = planReconcile(desired, { ...healthy, saved: parseIptablesSave(save(flushed)) });
-  t.deepEqual(plan.rules.append, rulesA.filter((r) => r.chain === "RIKLET"));
-  t.deepEqual(planActions(plan), { rule_added: 1 });
+  t.deepEqual(plan.rules.flushChains, [{ table: "nat", name: "RIKLET" }]);
+  t.deepEqual(plan.rules.append, fixed.filter((r) => r.chain === "RIKLET"));
+});
+
+test("chains named like ours that are not wanted any more are removed whole, after what jumps to them", (t) => {
+  const chains = [...nodeChains(nodeOptions).map(chainKey), "filter RIKLET-INSTANCES-G7", "nat RIKLET-OLD"];
+  const inStale: Rule = { table: "filter", chain: "RIKLET-INSTANCES-G7", spec: "-s 10.9.9.9/32 -j ACCEPT" };
+  const foreignChain = "filter OTHER-TOOL";
+  const plan = planReconcile(desired, {
+    ...healthy,
+    saved: parseIptablesSave(save([...desired.jumps, ...fixed, ...desired.rules, inStale], [...chains, foreignChain])),
+  });
+  t.deepEqual(plan.rules.deleteChains, [
+    { table: "nat", name: "RIKLET-OLD" },
+    { table: "filter", name: "RIKLET-INSTANCES-G7" },
+  ]);
+  t.deepEqual(plan.rules.delete, [], "the stale chain's rules go with its flush");
+  t.deepEqual(planActions(plan), { chain_removed: 2 });
 });
 
 test("a deleted TAP is re-created; a TAP that lost its address or went down is repaired", (t) => {
@@ -71,7 +98,7 @@ test("a deleted TAP is re-created; a TAP that lost its address or went down is r
 });
 
 test("what no instance owns is removed: our TAPs, stray addresses on them, our rules and duplicates", (t) => {
-  const strayRule: Rule = { table: "nat", chain: "RIKLET", spec: '-p tcp -m tcp --dport 9999 -m comment --comment "rik:gone" -j DNAT --to-destination 10.220.0.10:80' };
+  const strayRule: Rule = { table: "nat", chain: "RIKLET-P19", spec: '-p tcp -m tcp --dport 9999 -m comment --comment "rik:gone" -j DNAT --to-destination 10.220.0.10:80' };
   const taggedElsewhere: Rule = { table: "filter", chain: "FORWARD", spec: '-i rikgggggggggggg -m comment --comment "rik:gone" -j ACCEPT' };
   const foreign: Rule = { table: "filter", chain: "FORWARD", spec: "-i eth9 -j DROP" };
   const duplicate = rulesA[0]!;
@@ -96,7 +123,8 @@ test("a device with our name that is not a TAP is replaced by one", (t) => {
 });
 
 test("a node chain missing a rule in the middle is flushed and rewritten whole, in order", (t) => {
-  const missingOne = fixed.filter((_, index) => index !== 4);
+  const second = fixed.findIndex((rule) => rule.chain === "RIKLET-FORWARD") + 1;
+  const missingOne = fixed.filter((_, index) => index !== second);
   const plan = planReconcile(desired, { ...healthy, saved: parseIptablesSave(save([...desired.jumps, ...missingOne, ...desired.rules])) });
   const forward = fixed.filter((rule) => rule.chain === "RIKLET-FORWARD");
   t.deepEqual(plan.rules.flushChains, [{ table: "filter", name: "RIKLET-FORWARD" }]);

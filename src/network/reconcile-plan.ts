@@ -1,5 +1,5 @@
 import { isTapName } from "./instance-naming.js";
-import { chainKey, ruleKey, type Chain, type Rule, type RuleBatch, type SavedRules } from "./iptables-rules.js";
+import { chainKey, isOurChainName, ruleKey, type Chain, type Rule, type RuleBatch, type SavedRules } from "./iptables-rules.js";
 import type { AddressInfo, LinkInfo } from "./rtnetlink.js";
 
 /** A TAP as an instance needs it. */
@@ -96,14 +96,23 @@ export function planReconcile(desired: DesiredState, observed: ObservedState): R
     if (want.length !== have.length || want.some((rule, index) => rule !== have[index])) rewrite.push(chain);
   }
   const rewritten = new Set(rewrite.map(chainKey));
+  // Chains named like ours that are no longer wanted (another pool, an older layout) go whole.
+  const staleChains: Chain[] = [...observed.saved.chains]
+    .map((key) => {
+      const [table, name] = key.split(" ") as [Chain["table"], string];
+      return { table, name };
+    })
+    .filter((chain) => isOurChainName(chain.name) && !ourChains.has(chainKey(chain)));
+  const stale = new Set(staleChains.map(chainKey));
 
   const wanted = new Map<string, Rule>();
   for (const rule of [...desired.jumps, ...desired.rules]) wanted.set(ruleKey(rule), rule);
   const seen = new Set<string>();
   const deleteRules: Rule[] = [];
   for (const rule of observed.saved.rules) {
-    // Node-wide chains are compared whole, above.
-    if (fixedChains.has(chainKey({ table: rule.table, name: rule.chain }))) continue;
+    // Node-wide chains are compared whole, and stale chains flushed whole, above.
+    const inChain = chainKey({ table: rule.table, name: rule.chain });
+    if (fixedChains.has(inChain) || stale.has(inChain)) continue;
     const key = ruleKey(rule);
     if (wanted.has(key) && !seen.has(key)) seen.add(key);
     else if (wanted.has(key) || isOurs(rule, ourChains)) deleteRules.push(rule);
@@ -122,6 +131,7 @@ export function planReconcile(desired: DesiredState, observed: ObservedState): R
       delete: deleteRules,
       insert: missing(desired.jumps),
       append: [...desired.fixed.filter((rule) => rewritten.has(chainKey({ table: rule.table, name: rule.chain }))), ...missing(desired.rules)],
+      deleteChains: staleChains,
     },
   };
 }
@@ -135,6 +145,7 @@ export function planActions(plan: ReconcilePlan): Record<string, number> {
     tap_removed: plan.deleteTaps.length,
     chain_created: plan.rules.createChains.length,
     chain_rewritten: plan.rules.flushChains.length,
+    chain_removed: plan.rules.deleteChains.length,
     rule_removed: plan.rules.delete.length,
     rule_added: plan.rules.insert.length + plan.rules.append.length,
   };

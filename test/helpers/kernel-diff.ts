@@ -9,16 +9,35 @@ import { iptablesSave, ipAddrs, ipLinks, ipv4ByLink, rulesMatching, tapLinks } f
 
 const PROTOCOLS: Record<number, string> = { 1: "tcp", 2: "udp" };
 
+function ipv4(text: string): number {
+  return text.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
+}
+
+/** The guest blocks of `pool`, as the README documents them: /24s, but at most 256 of them. */
+function guestBlocks(pool: string): { first: number; size: number; count: number } {
+  const [net, bits] = pool.split("/") as [string, string];
+  const poolBits = Number(bits);
+  const blockBits = Math.min(Math.max(24, poolBits), poolBits + 8);
+  return { first: ipv4(net), size: 2 ** (32 - blockBits), count: 2 ** (blockBits - poolBits) };
+}
+
+function guestChain(pool: string, guestIp: string): string {
+  const { first, size } = guestBlocks(pool);
+  return `RIKLET-INSTANCES-G${Math.floor((ipv4(guestIp) - first) / size)}`;
+}
+
 /** The iptables-save lines one instance owns. */
 export function expectedRules(network: InstanceNetwork, pool: string): string[] {
   const fn = network.network.value!;
   const tag = `-m comment --comment "rik:${network.instanceId}"`;
-  const lines = [`-A RIKLET-INSTANCES -s ${fn.guestIp}/32 ! -d ${pool} -i ${fn.tapName} ${tag} -j ACCEPT`];
+  const chain = guestChain(pool, fn.guestIp);
+  const lines = [`-A ${chain} -s ${fn.guestIp}/32 ! -d ${pool} -i ${fn.tapName} ${tag} -j ACCEPT`];
   for (const port of fn.ports) {
     const p = PROTOCOLS[port.protocol]!;
     const bound = port.hostIp === "" ? "" : `-d ${port.hostIp}/32 `;
-    lines.push(`-A RIKLET ${bound}-p ${p} -m ${p} --dport ${port.hostPort} ${tag} -j DNAT --to-destination ${fn.guestIp}:${port.guestPort}`);
-    const accept = `-A RIKLET-INSTANCES -d ${fn.guestIp}/32 -o ${fn.tapName} -p ${p} -m ${p} --dport ${port.guestPort} -m conntrack --ctstate DNAT ${tag} -j ACCEPT`;
+    const shard = `RIKLET-P${Math.floor(port.hostPort / 512)}`;
+    lines.push(`-A ${shard} ${bound}-p ${p} -m ${p} --dport ${port.hostPort} ${tag} -j DNAT --to-destination ${fn.guestIp}:${port.guestPort}`);
+    const accept = `-A ${chain} -d ${fn.guestIp}/32 -o ${fn.tapName} -p ${p} -m ${p} --dport ${port.guestPort} -m conntrack --ctstate DNAT ${tag} -j ACCEPT`;
     if (!lines.includes(accept)) lines.push(accept);
   }
   return lines;
@@ -27,7 +46,17 @@ export function expectedRules(network: InstanceNetwork, pool: string): string[] 
 /** The node-wide lines, present exactly once whatever the instances (with the default --localhost true). */
 export function expectedNodeRules(pool: string): string[] {
   const c = "-m comment --comment rik-network";
+  const portJumps = ["tcp", "udp"].flatMap((p) =>
+    Array.from({ length: 128 }, (_, k) => `-A RIKLET -p ${p} -m ${p} --dport ${k * 512}:${k * 512 + 511} ${c} -j RIKLET-P${k}`),
+  );
+  const { first, size, count } = guestBlocks(pool);
+  const blockBits = 32 - Math.log2(size);
+  const guestJumps = Array.from({ length: count }, (_, k) => {
+    const block = `${[24, 16, 8, 0].map((shift) => ((first + k * size) >>> shift) & 255).join(".")}/${blockBits}`;
+    return [`-A RIKLET-INSTANCES -d ${block} ${c} -j RIKLET-INSTANCES-G${k}`, `-A RIKLET-INSTANCES -s ${block} ${c} -j RIKLET-INSTANCES-G${k}`];
+  }).flat();
   return [
+    ...portJumps,
     `-A PREROUTING -d 127.0.0.0/8 ! -i lo ${c} -j DROP`,
     `-A PREROUTING -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
     `-A OUTPUT -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
@@ -47,6 +76,7 @@ export function expectedNodeRules(pool: string): string[] {
     `-A RIKLET-INPUT -p icmp ${c} -j RETURN`,
     `-A RIKLET-INPUT -p tcp ${c} -j REJECT --reject-with tcp-reset`,
     `-A RIKLET-INPUT ${c} -j REJECT --reject-with icmp-port-unreachable`,
+    ...guestJumps,
   ];
 }
 
@@ -82,9 +112,9 @@ export async function kernelDiff(ns: string, networks: readonly InstanceNetwork[
     if (!tap.flags.includes("UP")) diffs.push(`TAP ${fn.tapName} is down`);
   }
   const [net, bits] = pool.split("/") as [string, string];
-  const poolStart = net.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+  const poolStart = ipv4(net);
   const inPool = (cidr: string) => {
-    const value = cidr.split("/")[0]!.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+    const value = ipv4(cidr.split("/")[0]!);
     return value >= poolStart && value < poolStart + 2 ** (32 - Number(bits));
   };
   for (const [link, cidrs] of byLink) {
@@ -95,13 +125,13 @@ export async function kernelDiff(ns: string, networks: readonly InstanceNetwork[
   diffs.push(...difference("instance rule", rulesMatching(save, "rik:"), networks.flatMap((n) => expectedRules(n, pool))));
   const nodeRules = expectedNodeRules(pool);
   diffs.push(...difference("node rule", rulesMatching(save, "rik-network"), nodeRules));
-  for (const chain of ["RIKLET-POSTROUTING", "RIKLET-FORWARD", "RIKLET-INPUT"]) {
+  for (const chain of ["RIKLET", "RIKLET-POSTROUTING", "RIKLET-FORWARD", "RIKLET-INSTANCES", "RIKLET-INPUT"]) {
     const expected = nodeRules.filter((line) => line.startsWith(`-A ${chain} `));
     if (chainOrder(save, chain).join("\n") !== expected.join("\n")) diffs.push(`${chain} is not exactly, in order: ${expected.join(" | ")}`);
   }
   const strays = save
     .split("\n")
-    .filter((line) => /^-A RIKLET(-[A-Z]+)? /.test(line) && !line.includes("rik:") && !line.includes("rik-network"));
+    .filter((line) => /^-A RIKLET(-[A-Z0-9-]+)? /.test(line) && !line.includes("rik:") && !line.includes("rik-network"));
   diffs.push(...strays.map((line) => `untagged rule in our chains: ${line}`));
   return diffs;
 }
