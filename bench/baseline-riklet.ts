@@ -16,15 +16,16 @@
  * Every iptables call gets `-w` (wait for the xtables lock): without it concurrent legacy
  * calls fail instead of queueing; nf_tables ignores it.
  *
- * The rule texts are rik-network's own (same chains RIKLET and RIKLET-INSTANCES, same
- * matches and comments), set up once per namespace with rik-network's node setup.
+ * The rule texts are rik-network's own (same matches and comments), kept the way riklet keeps
+ * them: in one chain per table (RIKLET and RIKLET-INSTANCES, where rik-network shards them),
+ * set up once per namespace with rik-network's node setup.
  */
 import fs from "node:fs";
 import path from "node:path";
 import type { Rule } from "../src/network/iptables-rules.js";
 import { createNamespace, delay, deleteNamespace, namespacePids, spawnIn, uniqueName } from "../test/helpers/netns.js";
 import type { BenchInstance, InstancePlan } from "./instances.js";
-import { fillRestore, fillTapBatch, nodeSetupRestore, rulesOf } from "./kernel-texts.js";
+import { fillRestore, fillTapBatch, nodeSetupRestore, rikletRulesOf } from "./kernel-texts.js";
 import type { Backend } from "./options.js";
 import type { Progress } from "./progress.js";
 import { runIn } from "./ns-run.js";
@@ -64,7 +65,7 @@ export function createSteps(instance: BenchInstance, bins: IptablesBinaries): Ba
     { kind: "run", argv: ["ip", "addr", "add", `${hostIp}/30`, "dev", tapName] },
     { kind: "run", argv: ["ip", "link", "set", tapName, "up"] },
   ];
-  for (const rule of rulesOf(instance)) {
+  for (const rule of rikletRulesOf(instance)) {
     steps.push(
       { kind: "list", argv: [bins.iptables, "-w", "-t", rule.table, "-L", "-n"] },
       { kind: "list", argv: [bins.iptables, "-w", "-t", rule.table, "-L", rule.chain, "-n"] },
@@ -75,7 +76,7 @@ export function createSteps(instance: BenchInstance, bins: IptablesBinaries): Ba
 }
 
 export function destroySteps(instance: BenchInstance, bins: IptablesBinaries): BaselineStep[] {
-  const steps: BaselineStep[] = rulesOf(instance).map((rule) => ({
+  const steps: BaselineStep[] = rikletRulesOf(instance).map((rule) => ({
     kind: "if-present",
     check: ruleArgs(bins, rule, "-C"),
     change: ruleArgs(bins, rule, "-D"),
@@ -247,7 +248,7 @@ export async function measureBaseline(options: BaselineRunOptions): Promise<Base
     await runIn(ns, bins.restore, ["--noflush"], { input: nodeSetupRestore(options.pool) });
     const fillStart = performance.now();
     if (plan.fill.length > 0) {
-      await runIn(ns, bins.restore, ["--noflush"], { input: fillRestore(plan.fill), timeoutMs: 300_000 });
+      await runIn(ns, bins.restore, ["--noflush"], { input: fillRestore(plan.fill, rikletRulesOf), timeoutMs: 300_000 });
       await runIn(ns, "ip", ["-batch", "-"], { input: fillTapBatch(plan.fill), timeoutMs: 300_000 });
     }
     const fillMs = performance.now() - fillStart;

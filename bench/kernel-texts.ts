@@ -4,7 +4,9 @@
  * one `ip -batch` script to fill a namespace quickly. Pure.
  */
 import {
+  INSTANCES_CHAIN,
   instanceRules,
+  NAT_CHAIN,
   nodeChains,
   nodeChainRules,
   nodeJumpRules,
@@ -24,15 +26,23 @@ export function rulesOf(instance: BenchInstance): Rule[] {
   });
 }
 
+/**
+ * The same 3 rules the way riklet keeps them: every rule of a table in one chain (RIKLET for
+ * the DNAT, RIKLET-INSTANCES for the ACCEPTs), so that its `-C` and `-D` scan all of them.
+ */
+export function rikletRulesOf(instance: BenchInstance): Rule[] {
+  return rulesOf(instance).map((rule) => ({ ...rule, chain: rule.table === "nat" ? NAT_CHAIN : INSTANCES_CHAIN }));
+}
+
 /** rik-network's node setup on an empty namespace, with its defaults: chains, jumps, node-wide rules. */
 export function nodeSetupRestore(pool: string): string {
   const options = { pool, localhost: true };
   return renderRestore({ createChains: nodeChains(options), insert: nodeJumpRules(options), append: nodeChainRules(options) });
 }
 
-/** One `iptables-restore --noflush` batch appending every rule of `instances`. */
-export function fillRestore(instances: readonly BenchInstance[]): string {
-  return renderRestore({ append: instances.flatMap(rulesOf) });
+/** One `iptables-restore --noflush` batch appending every rule of `instances`, as `rules` lays them out. */
+export function fillRestore(instances: readonly BenchInstance[], rules: (instance: BenchInstance) => Rule[] = rulesOf): string {
+  return renderRestore({ append: instances.flatMap(rules) });
 }
 
 /** One `ip -batch -` script creating the TAPs of `instances` with their host address, up. */
