@@ -23,6 +23,7 @@ import type { PortPolicy } from "./port-policy.js";
 import { planActions, planReconcile, type DesiredTap } from "./reconcile-plan.js";
 import { RestoreBatcher } from "./restore-batcher.js";
 import type { Rtnetlink } from "./rtnetlink.js";
+import type { SockDiag } from "./sock-diag.js";
 import { sysctlSet } from "./sysctl.js";
 import { TapDeleter } from "./tap-deleter.js";
 import { tapAdd } from "./tun-device.js";
@@ -38,6 +39,7 @@ export interface FunctionStrategyOptions {
   readonly portPolicy: PortPolicy;
   readonly iptables: Iptables;
   readonly rtnetlink: Rtnetlink;
+  readonly sockDiag: SockDiag;
   readonly logger: Logger;
 }
 
@@ -135,7 +137,7 @@ export class FunctionStrategy implements WorkloadStrategy {
       );
     }
     await conntrackAvailable();
-    await sysctlSet("net.ipv4.ip_forward", "1");
+    sysctlSet("net.ipv4.ip_forward", "1");
     if (this.options.mtu === "auto") {
       const route = routes.find((r) => r.prefixLength === 0 && r.index !== undefined);
       const link = links.find((l) => l.index === route?.index);
@@ -160,7 +162,7 @@ export class FunctionStrategy implements WorkloadStrategy {
     const bound = ports.filter((port) => port.hostIp !== undefined);
     if (bound.length > 0) await this.checkHostAddresses(bound);
     if (ports.length === 0) return;
-    const listeners = await hostListeners();
+    const listeners = await hostListeners(this.options.sockDiag);
     for (const port of ports) {
       const listener = shadowedListener(listeners, port, { localhost: this.options.localhost });
       if (listener !== undefined) {
@@ -268,7 +270,7 @@ export class FunctionStrategy implements WorkloadStrategy {
     const { rtnetlink } = this.options;
     tapAdd(tap.tapName);
     faultPoint("create: TAP added");
-    await this.setRouteLocalnet(tap.tapName);
+    this.setRouteLocalnet(tap.tapName);
     const index = await rtnetlink.linkIndex(tap.tapName);
     await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
     faultPoint("create: address added");
@@ -280,7 +282,7 @@ export class FunctionStrategy implements WorkloadStrategy {
    * masquerades it; without route_localnet the route lookup drops it as a martian first.
    * Returns whether the value had to change.
    */
-  private setRouteLocalnet(tapName: string): Promise<boolean> {
+  private setRouteLocalnet(tapName: string): boolean {
     return sysctlSet(`net.ipv4.conf.${tapName}.route_localnet`, this.options.localhost ? "1" : "0");
   }
 
@@ -358,12 +360,7 @@ export class FunctionStrategy implements WorkloadStrategy {
     // Read from /proc, not from the plan: the link dump does not carry it.
     const created = new Set(plan.createTaps.map((tap) => tap.tapName));
     const existing = networks.map((network) => functionOf(network).tapName).filter((tapName) => !created.has(tapName));
-    let localnetRepaired = 0;
-    // In slices: thousands of /proc reads at once would only queue on libuv's four threads.
-    for (let start = 0; start < existing.length; start += 256) {
-      const changed = await Promise.all(existing.slice(start, start + 256).map((tapName) => this.setRouteLocalnet(tapName)));
-      localnetRepaired += changed.filter(Boolean).length;
-    }
+    const localnetRepaired = existing.filter((tapName) => this.setRouteLocalnet(tapName)).length;
     await this.rules.submit(plan.rules);
     for (const address of plan.removeAddresses) await rtnetlink.addrDel(address.index, address.address, address.prefixLength);
     await Promise.all(plan.deleteTaps.map((tapName) => this.deleteTap(tapName)));

@@ -8,6 +8,7 @@ import { DEFAULT_HOST_PORTS, PortPolicy, type PortPolicyOptions } from "./port-p
 import type { NetworkObserver } from "./network-observer.js";
 import type { NetworkPlane } from "./network-plane.js";
 import { Rtnetlink } from "./rtnetlink.js";
+import { SockDiag } from "./sock-diag.js";
 import { StrategyRegistry } from "./strategy-registry.js";
 
 export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, InstanceStatus, PortMapping, Protocol } from "./instance-network.js";
@@ -45,6 +46,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   const pool = Ipv4Cidr.parse(options.pool);
   const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR);
   const rtnetlink = Rtnetlink.open();
+  const sockDiag = SockDiag.open();
   const iptables = new Iptables({ ...options.iptables, ...(observer === undefined ? {} : { observer }) });
   const portPolicy = new PortPolicy(options.portPolicy ?? { ...DEFAULT_HOST_PORTS, reserved: [] });
   const functions = new FunctionStrategy({
@@ -54,6 +56,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     portPolicy,
     iptables,
     rtnetlink,
+    sockDiag,
     logger,
   });
   const registry = new StrategyRegistry({
@@ -72,6 +75,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   } catch (error) {
     await manager.close();
     rtnetlink.close();
+    sockDiag.close();
     store.close();
     throw error;
   }
@@ -84,6 +88,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     close: async () => {
       await manager.close();
       rtnetlink.close();
+      sockDiag.close();
       store.close();
     },
   };
