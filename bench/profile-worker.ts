@@ -90,6 +90,7 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
       if (index <= 5) await measure("iptables-save (whole ruleset)", () => iptables.save());
     }
   } finally {
+    await iptables.close();
     rtnetlink.close();
     closeSync(stateDirFd);
     rmSync(stateDir, { recursive: true, force: true });
