@@ -1,12 +1,13 @@
 /**
- * rik-network measured the way its clients see it: the real service (`src/main.ts serve`)
- * in a fresh namespace, every call made over gRPC on its unix socket from this process
+ * rik-network measured the way its clients see it: the real service, compiled
+ * (`node dist/main.js serve`, as deployed), in a fresh namespace, every call made over gRPC on its unix socket from this process
  * (unix sockets are not bound to a network namespace), latency taken around each call.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { createNamespace, deleteNamespace, delay, onNamespaceDelete, uniqueName } from "../test/helpers/netns.js";
-import { probeHealth, startService, type ServiceProcess } from "../test/helpers/service-process.js";
+import { probeHealth, type ServiceProcess } from "../test/helpers/service-process.js";
+import { startCompiledService } from "./compiled-service.js";
 import { WorkloadClient } from "../test/helpers/workload-client.js";
 import { forEachLimit } from "./concurrency.js";
 import { definitionOf, type BenchInstance, type InstancePlan } from "./instances.js";
@@ -60,7 +61,7 @@ export interface RikNetworkRunOptions {
 const READY_TIMEOUT_MS = 300_000;
 
 function start(ns: string, socketPath: string, options: RikNetworkRunOptions, logLevel: "warn" | "info" = "warn"): Promise<ServiceProcess> {
-  return startService({
+  return startCompiledService({
     nodeNs: ns,
     pool: options.pool,
     nodeName: "bench-node",

@@ -7,6 +7,7 @@
 import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
+import { CommandLauncher } from "../src/network/command-launcher.js";
 import { Iptables } from "../src/network/iptables.js";
 import { renderRestore } from "../src/network/iptables-rules.js";
 import { Rtnetlink } from "../src/network/rtnetlink.js";
@@ -36,6 +37,8 @@ export interface ProfileReport {
 async function main(request: ProfileRequest): Promise<ProfileReport> {
   const iptables = new Iptables({ restoreCommand: request.restoreCommand, saveCommand: request.saveCommand });
   const rtnetlink = Rtnetlink.open();
+  // The co-process the service's Iptables runs iptables-restore through, to show what an exec costs there.
+  const launcher = new CommandLauncher();
   // Durable state the way the service keeps it: one small JSON record per instance, written
   // to a temporary file, fsynced, renamed over the record, and the directory fsynced.
   const stateDir = mkdtempSync(path.join(request.workDir, "profile-state-"));
@@ -77,6 +80,7 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
       recording = index > 0;
       const rules = rulesOf(instance);
       await measure("spawn /bin/true (node execa)", () => execa("true"));
+      await measure("exec /bin/true through the co-process shell (CommandLauncher)", () => launcher.run("/bin/true", []));
       await measure("iptables-restore, empty batch", () => iptables.restore("*filter\nCOMMIT\n"));
       await measure("create: state record (write, fsync, rename, fsync dir)", () => putRecord(instance.id, instance));
       await measure("create: TAP ioctl (TUNSETIFF+TUNSETPERSIST)", () => tapAdd(instance.tapName));
@@ -90,6 +94,8 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
       if (index <= 5) await measure("iptables-save (whole ruleset)", () => iptables.save());
     }
   } finally {
+    await iptables.close();
+    await launcher.close();
     rtnetlink.close();
     closeSync(stateDirFd);
     rmSync(stateDir, { recursive: true, force: true });

@@ -278,7 +278,7 @@ export function renderProfile(rows: readonly ProfileRow[], sizes: readonly numbe
     body.push([`= ${name}: TAP and rules overlapped, state + max(TAP, rules)`, ...perSize((s) => overlappedSteps(rows, prefix, s))]);
     body.push([`  ${name}: end to end over gRPC, p50`, ...perSize((s) => e2e(key, s))]);
     body.push([
-      `  ${name}: rest (end to end - overlapped): gRPC, service, exec from a bigger process`,
+      `  ${name}: rest (end to end - overlapped): gRPC, service bookkeeping, scheduling`,
       ...perSize((s) => {
         const total = e2e(key, s);
         return total === undefined ? undefined : total - overlappedSteps(rows, prefix, s);

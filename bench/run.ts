@@ -11,8 +11,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../src/config/index.js";
-import { createNamespace, deleteNamespace, REPO_ROOT, registeredNamespaces, sweepStaleNamespaces, uniqueName } from "../test/helpers/netns.js";
+import { createNamespace, deleteNamespace, registeredNamespaces, sweepStaleNamespaces, uniqueName } from "../test/helpers/netns.js";
 import { binariesFor, measureBaseline, type BaselineResult } from "./baseline-riklet.js";
+import { COMPILED_MAIN, ensureBuilt } from "./compiled-service.js";
 import { planInstances, poolCapacity } from "./instances.js";
 import { measureRikNetwork, type RikNetworkResult } from "./measure-rik-network.js";
 import { OptionsError, parseBenchArgs, usage, type Backend, type BenchOptions } from "./options.js";
@@ -32,7 +33,7 @@ const HOST_STATE_DIR = "/var/lib/rik-network";
 async function serviceTakesBackendFlag(): Promise<boolean> {
   const ns = await createNamespace(uniqueName("rikt-bench"));
   try {
-    const { stdout } = await runIn(ns, process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "src", "main.ts"), "serve", "--help"], {
+    const { stdout } = await runIn(ns, process.execPath, [COMPILED_MAIN, "serve", "--help"], {
       timeoutMs: 60_000,
     });
     return stdout.includes(BACKEND_FLAG);
@@ -148,10 +149,10 @@ class Results {
     const rows = profileRows(this.profiles);
     const profileSizes = this.profiles.map((p) => p.size);
     const method = [
-      `rik-network: the real service (src/main.ts serve, --pool ${options.pool}, log level warn, own --state-dir${this.serviceArgs.length > 0 ? `, ${this.serviceArgs.join(" ")}` : ""}, other flags at their defaults) in a fresh namespace; latency timed in this process around each gRPC call on the unix socket.`,
+      `rik-network: the real service, compiled (node dist/main.js serve, --pool ${options.pool}, log level warn, own --state-dir${this.serviceArgs.length > 0 ? `, ${this.serviceArgs.join(" ")}` : ""}, other flags at their defaults) in a fresh namespace; latency timed in this process around each gRPC call on the unix socket.`,
       `baseline: riklet's command sequence (15 execs per create, 7 per destroy) run and timed by one bash process inside its own fresh namespace (no ip netns exec per command); iptables backend ${options.backend}; concurrent batches capped at ${options.baselineCapSeconds} s.`,
       `each size: fill (not measured; rik-network over gRPC with ${options.fillConcurrency} in flight, baseline with one iptables-restore + one ip -batch), ${options.warmup} warm-up pairs, ${options.samples} sequential create+destroy pairs of exposed instances (3 rules each), ${options.concurrent} concurrent creates then destroys.`,
-      "restart: SIGTERM, then spawn `node --import tsx src/main.ts serve` again (so tsx transpiles the sources at start) on the same socket and state dir, until the health check says SERVING; the reconcile part is the service's own log.",
+      "restart: SIGTERM, then spawn `node dist/main.js serve` again on the same socket and state dir, until the health check says SERVING; the reconcile part is the service's own log.",
       "percentiles are nearest-rank; ratio = rik-network / baseline, speed-up = baseline / rik-network.",
     ];
     const host = this.host;
@@ -220,6 +221,8 @@ async function run(options: BenchOptions, results: Results, progress: Progress, 
   progress.step(`${host.cpus} CPUs, kernel ${host.kernel}, node ${host.node}, ${host.iptables}; load average ${host.loadAverage.join(" ")}`);
   if (host.loadAverage[0]! > host.cpus / 2) notes.push(`the machine was busy at start (load average ${host.loadAverage.join(" ")}): figures may be noisy`);
 
+  // The service runs compiled, as deployed; build it first when src/ is newer than dist/.
+  if (await ensureBuilt((line) => progress.step(line))) notes.push("dist/ was rebuilt from src/ (npm run build) before the run");
   const takesBackendFlag = await serviceTakesBackendFlag();
   if (options.backend === "legacy") {
     if (takesBackendFlag) {

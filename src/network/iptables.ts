@@ -1,5 +1,6 @@
 import { NetworkError } from "./network-error.js";
 import type { NetworkObserver } from "./network-observer.js";
+import { CommandLauncher } from "./command-launcher.js";
 import { runCommand, type CommandResult } from "./run-command.js";
 
 export interface IptablesOptions {
@@ -12,6 +13,8 @@ export interface IptablesOptions {
   /** How many times a batch that lost the race for the xtables lock is retried. */
   readonly lockRetries?: number;
   readonly observer?: NetworkObserver;
+  /** Shell of the co-process that runs iptables-restore (see CommandLauncher). Default /bin/sh. */
+  readonly launcherShell?: string;
 }
 
 const LOCK_CONTENTION = /xtables lock|holding the lock|Resource temporarily unavailable/i;
@@ -27,22 +30,28 @@ function failed(command: string, result: CommandResult): NetworkError {
   return new NetworkError("internal", `${command} failed: ${reason}`, { cause: result });
 }
 
-async function run(command: string, args: readonly string[], input?: string): Promise<CommandResult> {
+async function run(command: string, exec: () => Promise<CommandResult>): Promise<CommandResult> {
   try {
-    return await runCommand(command, args, input);
+    return await exec();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") throw notInstalled(command, error);
     throw new NetworkError("internal", `cannot run ${command}: ${(error as Error).message}`, { cause: error });
   }
 }
 
-/** Runs iptables-restore and iptables-save; one exec per call. */
+/**
+ * Runs iptables-restore and iptables-save; one exec per call. iptables-restore, on the path of
+ * every create and destroy, is exec'd by a long-lived shell (CommandLauncher) rather than
+ * spawned from Node, which saves the fork of the whole service each time; iptables-save, run
+ * by reconciles only, is spawned, as it needs its stdout.
+ */
 export class Iptables {
   private readonly restoreCommand: string;
   private readonly saveCommand: string;
   private readonly lockWaitSeconds: number;
   private readonly lockRetries: number;
   private readonly observer: NetworkObserver;
+  private readonly launcher: CommandLauncher;
 
   constructor(options: IptablesOptions = {}) {
     this.restoreCommand = options.restoreCommand ?? "iptables-restore";
@@ -50,6 +59,7 @@ export class Iptables {
     this.lockWaitSeconds = options.lockWaitSeconds ?? 5;
     this.lockRetries = options.lockRetries ?? 3;
     this.observer = options.observer ?? {};
+    this.launcher = new CommandLauncher(options.launcherShell === undefined ? {} : { shell: options.launcherShell });
   }
 
   /**
@@ -62,7 +72,8 @@ export class Iptables {
     if (batch === "") return;
     const startedAt = performance.now();
     for (let attempt = 0; ; attempt++) {
-      const result = await run(this.restoreCommand, ["--noflush", "--wait", String(this.lockWaitSeconds)], batch);
+      const args = ["--noflush", "--wait", String(this.lockWaitSeconds)];
+      const result = await run(this.restoreCommand, () => this.launcher.run(this.restoreCommand, args, batch));
       if (result.exitCode === 0) {
         this.observer.iptablesRestore?.((performance.now() - startedAt) / 1000, true);
         return;
@@ -75,8 +86,16 @@ export class Iptables {
 
   /** Equivalent to: `iptables-save` */
   async save(): Promise<string> {
-    const result = await run(this.saveCommand, []);
+    const result = await run(this.saveCommand, () => runCommand(this.saveCommand, []));
     if (result.exitCode !== 0) throw failed(this.saveCommand, result);
     return result.stdout;
+  }
+
+  /**
+   * Lets a restore in progress finish, then stops the co-process. Without it the co-process
+   * still ends with the service (EOF on its stdin), but only when the service exits.
+   */
+  close(): Promise<void> {
+    return this.launcher.close();
   }
 }
