@@ -74,6 +74,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     await manager.start();
   } catch (error) {
     await manager.close();
+    await iptables.close();
     rtnetlink.close();
     sockDiag.close();
     store.close();
@@ -87,6 +88,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     stats: () => functions.stats(),
     close: async () => {
       await manager.close();
+      await iptables.close();
       rtnetlink.close();
       sockDiag.close();
       store.close();
