@@ -109,7 +109,10 @@ export class FunctionStrategy implements WorkloadStrategy {
   constructor(options: FunctionStrategyOptions) {
     this.options = options;
     this.pool = new AddressPool(options.pool);
-    this.rules = new RestoreBatcher((text) => options.iptables.restore(text));
+    this.rules = new RestoreBatcher(
+      (text) => options.iptables.restore(text),
+      () => options.iptables.save(),
+    );
     this.tapDeleter = new TapDeleter(options.rtnetlink);
     this.mtu = options.mtu === "auto" ? FALLBACK_MTU : options.mtu;
   }
@@ -256,8 +259,8 @@ export class FunctionStrategy implements WorkloadStrategy {
       await this.flushUdpFlows(network);
       return;
     }
-    // Undo whichever half succeeded; the restore is atomic, so a failed one added nothing.
-    if (rules.status === "fulfilled") await this.rules.submit({ delete: this.rulesOf(network) });
+    // Undo whatever was added: all of the rules, or the part (table) of them a failed restore committed.
+    await this.rules.submit({ delete: this.rulesOf(network) });
     await this.deleteTap(fn.tapName);
     throw tap.status === "rejected" ? tap.reason : (rules as PromiseRejectedResult).reason;
   }

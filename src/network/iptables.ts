@@ -63,8 +63,10 @@ export class Iptables {
   }
 
   /**
-   * Applies one batch atomically: the kernel sees all of it or none of it. A batch that
-   * lost the race for the xtables lock (legacy backend) is retried a bounded number of times.
+   * Applies one batch. Each table's block (`*nat` ... `COMMIT`) is one transaction, all of
+   * it or none of it, but the blocks commit one after the other: when a later one fails, the
+   * earlier ones stay applied (RestoreBatcher deals with that). A batch that lost the race for
+   * the xtables lock (legacy backend) is retried a bounded number of times.
    *
    * Equivalent to: `iptables-restore --noflush --wait 5 < batch`
    */
