@@ -48,6 +48,7 @@ test("at start, missing TAPs, addresses and rules are re-created and strays of o
     ["ip", "tuntap", "add", "dev", "rikzzzzzzzzzzzz", "mode", "tap"],
     ["iptables", "-t", "nat", "-A", "RIKLET-P15", "-p", "tcp", "--dport", "7777", "-m", "comment", "--comment", "rik:stray", "-j", "DNAT", "--to-destination", "10.220.0.99:1"],
     ["iptables", "-A", "FORWARD", "-i", "eth9", "-j", "DROP"],
+    ["sysctl", "-qw", `net.ipv4.conf.${tapOf(b)}.route_localnet=0`],
   ];
   for (const [file, ...args] of damage) await topology.execNode(file!, args);
   t.notDeepEqual(await kernelDiff(topology.node, [a, b, c], POOL), []);
@@ -60,8 +61,20 @@ test("at start, missing TAPs, addresses and rules are re-created and strays of o
   // 256 jumps (a port range per protocol and shard) in the rewritten RIKLET, 2 DNATs and b's egress.
   t.like(line, {
     instances: 3,
-    actions: { tap_created: 1, tap_repaired: 1, tap_removed: 1, chain_rewritten: 1, rule_added: 256 + 3, rule_removed: 1 },
+    actions: {
+      tap_created: 1,
+      tap_repaired: 1,
+      tap_removed: 1,
+      chain_rewritten: 1,
+      rule_added: 256 + 3,
+      rule_removed: 1,
+      route_localnet_repaired: 1,
+    },
   });
+  for (const n of [a, b, c]) {
+    const { stdout } = await topology.execNode("sysctl", ["-n", `net.ipv4.conf.${tapOf(n)}.route_localnet`]);
+    t.is(String(stdout).trim(), "1", `route_localnet of ${n.instanceId}'s TAP`);
+  }
   t.deepEqual(rulesMatching(await iptablesSave(topology.node), "eth9"), ["-A FORWARD -i eth9 -j DROP"], "not ours: left alone");
   const lister = new WorkloadClient(second.address);
   t.teardown(() => lister.close());

@@ -360,10 +360,13 @@ export class FunctionStrategy implements WorkloadStrategy {
       if (addAddress) await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
       if (setUp) await rtnetlink.linkSetUp(index, tap.mtu);
     }
-    // Read from /proc, not from the plan: the link dump does not carry it.
-    const created = new Set(plan.createTaps.map((tap) => tap.tapName));
-    const existing = networks.map((network) => functionOf(network).tapName).filter((tapName) => !created.has(tapName));
-    const localnetRepaired = existing.filter((tapName) => this.setRouteLocalnet(tapName)).length;
+    // From the link dump: new TAPs got it from addTap.
+    const linkByName = new Map(links.map((link) => [link.name, link]));
+    let localnetRepaired = 0;
+    for (const network of networks) {
+      const link = linkByName.get(functionOf(network).tapName);
+      if (link?.kind === "tun" && link.routeLocalnet !== this.options.localhost && this.setRouteLocalnet(link.name)) localnetRepaired++;
+    }
     await this.rules.submit(plan.rules);
     for (const address of plan.removeAddresses) await rtnetlink.addrDel(address.index, address.address, address.prefixLength);
     await Promise.all(plan.deleteTaps.map((tapName) => this.deleteTap(tapName)));

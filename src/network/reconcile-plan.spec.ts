@@ -30,7 +30,7 @@ function save(rules: readonly Rule[], chains = nodeChains(nodeOptions).map(chain
   return lines.join("\n");
 }
 
-const link = (index: number, name: string, extra: Partial<LinkInfo> = {}): LinkInfo => ({ index, name, kind: "tun", up: true, mtu: 1500, ...extra });
+const link = (index: number, name: string, extra: Partial<LinkInfo> = {}): LinkInfo => ({ index, name, kind: "tun", up: true, mtu: 1500, routeLocalnet: true, ...extra });
 const address = (index: number, a: string): AddressInfo => ({ index, address: a, prefixLength: 30 });
 const healthy = {
   links: [link(1, "lo", { kind: undefined }), link(2, tapA.tapName), link(3, tapB.tapName)],

@@ -16,6 +16,8 @@ export interface LinkInfo {
   /** Administratively up (IFF_UP), whatever the carrier. */
   readonly up: boolean;
   readonly mtu: number;
+  /** net.ipv4.conf.<name>.route_localnet; undefined when the link has no IPv4 configuration. */
+  readonly routeLocalnet: boolean | undefined;
 }
 
 export interface AddressInfo {
@@ -55,6 +57,28 @@ export function linkKind(linkinfo: Buffer | undefined): string | undefined {
     const type = linkinfo.readUInt16LE(offset + 2) & 0x3fff;
     if (length < 4) break;
     if (type === IFLA_INFO_KIND) return linkinfo.subarray(offset + 4, offset + length).toString().replace(/\0+$/, "");
+    offset += (length + 3) & ~3;
+  }
+  return undefined;
+}
+
+const IFLA_INET_CONF = 1;
+/** IPV4_DEVCONF_ROUTE_LOCALNET: IFLA_INET_CONF is an array of u32 indexed by devconf - 1. */
+const IPV4_DEVCONF_ROUTE_LOCALNET = 26;
+
+/**
+ * Reads route_localnet from the raw AF_INET part of IFLA_AF_SPEC, which the netlink package
+ * leaves unparsed. The link dump carries it, so reconcile need not read thousands of
+ * /proc/sys files (each ~0.3 ms on a node with 5000 links).
+ */
+export function routeLocalnetOf(inet: Buffer | undefined): boolean | undefined {
+  if (inet === undefined) return undefined;
+  for (let offset = 0; offset + 4 <= inet.length; ) {
+    const length = inet.readUInt16LE(offset);
+    const type = inet.readUInt16LE(offset + 2) & 0x3fff;
+    if (length < 4) break;
+    const at = offset + 4 + 4 * (IPV4_DEVCONF_ROUTE_LOCALNET - 1);
+    if (type === IFLA_INET_CONF) return at + 4 <= offset + length ? inet.readUInt32LE(at) !== 0 : undefined;
     offset += (length + 3) & ~3;
   }
   return undefined;
@@ -181,6 +205,7 @@ export class Rtnetlink {
         kind: linkKind(link.attrs.linkinfo as Buffer | undefined),
         up: link.data.flags?.up === true,
         mtu: link.attrs.mtu ?? 0,
+        routeLocalnet: routeLocalnetOf((link.attrs.afSpec as Map<number, Buffer> | undefined)?.get(AF_INET)),
       }));
     });
   }
