@@ -18,14 +18,14 @@
  *
  * The rule texts are rik-network's own (same matches and comments), kept the way riklet keeps
  * them: in one chain per table (RIKLET and RIKLET-INSTANCES, where rik-network shards them),
- * set up once per namespace with rik-network's node setup.
+ * with riklet's node setup (those two chains, their jumps and the MASQUERADE).
  */
 import fs from "node:fs";
 import path from "node:path";
 import type { Rule } from "../src/network/iptables-rules.js";
 import { createNamespace, delay, deleteNamespace, namespacePids, spawnIn, uniqueName } from "../test/helpers/netns.js";
 import type { BenchInstance, InstancePlan } from "./instances.js";
-import { fillRestore, fillTapBatch, nodeSetupRestore, rikletRulesOf } from "./kernel-texts.js";
+import { fillRestore, fillTapBatch, rikletRulesOf, rikletSetupRestore } from "./kernel-texts.js";
 import type { Backend } from "./options.js";
 import type { Progress } from "./progress.js";
 import { runIn } from "./ns-run.js";
@@ -245,7 +245,7 @@ export async function measureBaseline(options: BaselineRunOptions): Promise<Base
   const failures: string[] = [];
   try {
     progress.step(`baseline @${size}: namespace ${ns}, node setup, fill`);
-    await runIn(ns, bins.restore, ["--noflush"], { input: nodeSetupRestore(options.pool) });
+    await runIn(ns, bins.restore, ["--noflush"], { input: rikletSetupRestore(options.pool) });
     const fillStart = performance.now();
     if (plan.fill.length > 0) {
       await runIn(ns, bins.restore, ["--noflush"], { input: fillRestore(plan.fill, rikletRulesOf), timeoutMs: 300_000 });

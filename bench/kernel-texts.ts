@@ -34,6 +34,26 @@ export function rikletRulesOf(instance: BenchInstance): Rule[] {
   return rulesOf(instance).map((rule) => ({ ...rule, chain: rule.table === "nat" ? NAT_CHAIN : INSTANCES_CHAIN }));
 }
 
+/**
+ * The node as riklet sets it up: its two chains, the jumps into them and the MASQUERADE, and
+ * none of rik-network's shards, so that riklet's `iptables -L` lists what riklet's would.
+ */
+export function rikletSetupRestore(pool: string): string {
+  const comment = '-m comment --comment "rik-network"';
+  return renderRestore({
+    createChains: [
+      { table: "nat", name: NAT_CHAIN },
+      { table: "filter", name: INSTANCES_CHAIN },
+    ],
+    insert: [
+      { table: "nat", chain: "PREROUTING", spec: `-m addrtype --dst-type LOCAL ${comment} -j ${NAT_CHAIN}` },
+      { table: "nat", chain: "OUTPUT", spec: `-m addrtype --dst-type LOCAL ${comment} -j ${NAT_CHAIN}` },
+      { table: "filter", chain: "FORWARD", spec: `${comment} -j ${INSTANCES_CHAIN}` },
+    ],
+    append: [{ table: "nat", chain: "POSTROUTING", spec: `-s ${pool} ! -d ${pool} ${comment} -j MASQUERADE` }],
+  });
+}
+
 /** rik-network's node setup on an empty namespace, with its defaults: chains, jumps, node-wide rules. */
 export function nodeSetupRestore(pool: string): string {
   const options = { pool, localhost: true };
