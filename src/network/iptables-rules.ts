@@ -91,27 +91,27 @@ export function portShardChain(hostPort: number): string {
   return `${NAT_CHAIN}-P${hostPort >> PORT_SHARD_BITS}`;
 }
 
-/**
- * The guest address blocks of a pool, one filter chain each: /24s (64 instances), or fewer and
- * larger blocks for pools above a /16, so that there are at most 256.
- */
+/** /24 blocks (64 instances), or larger ones for pools above a /16, so that there are at most 256. */
+function guestShardPrefixLength(poolPrefixLength: number): number {
+  return Math.min(Math.max(24, poolPrefixLength), poolPrefixLength + 8);
+}
+
+/** The guest address blocks of a pool, one filter chain each. */
 export function guestShards(pool: string): { readonly block: string; readonly chain: string }[] {
   const cidr = Ipv4Cidr.parse(pool);
-  const prefixLength = Math.min(Math.max(24, cidr.prefixLength), cidr.prefixLength + 8);
-  const count = 2 ** (prefixLength - cidr.prefixLength);
+  const prefixLength = guestShardPrefixLength(cidr.prefixLength);
   const size = 2 ** (32 - prefixLength);
-  return Array.from({ length: count }, (_, k) => ({
+  return Array.from({ length: 2 ** (prefixLength - cidr.prefixLength) }, (_, k) => ({
     block: `${formatIpv4(cidr.network + k * size)}/${prefixLength}`,
     chain: `${INSTANCES_CHAIN}-G${k}`,
   }));
 }
 
-/** The filter chain holding the ACCEPTs of a guest. */
+/** The filter chain holding the ACCEPTs of a guest. Arithmetic only: reconcile calls it per instance. */
 export function guestShardChain(pool: string, guestIp: string): string {
   const cidr = Ipv4Cidr.parse(pool);
-  const shards = guestShards(pool);
-  const blockSize = 2 ** (32 - cidr.prefixLength) / shards.length;
-  return shards[Math.floor(((parseIpv4(guestIp) ?? cidr.network) - cidr.network) / blockSize)]!.chain;
+  const size = 2 ** (32 - guestShardPrefixLength(cidr.prefixLength));
+  return `${INSTANCES_CHAIN}-G${Math.floor(((parseIpv4(guestIp) ?? cidr.network) - cidr.network) / size)}`;
 }
 
 /** Every chain we own: the node-wide ones and the shards. */
