@@ -10,6 +10,8 @@ import { delay, killProcess, onNamespaceDelete, REPO_ROOT, spawnIn, type NsProce
 import { ProcessOutput } from "./process-output.js";
 
 const MAIN = path.join(REPO_ROOT, "src", "main.ts");
+/** The compiled entry point, as `npm start` and the systemd unit run it (built by `npm run build`). */
+export const COMPILED_MAIN = path.join(REPO_ROOT, "dist", "main.js");
 
 export interface ServiceOptions {
   /** Namespace the service runs in (a topology's `node`). */
@@ -31,6 +33,8 @@ export interface ServiceOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** How long to wait for readiness. Default 20 s. */
   readonly readyTimeoutMs?: number;
+  /** Run dist/main.js (build it first) instead of the sources under tsx, as the bench does. Default false. */
+  readonly compiled?: boolean;
 }
 
 /** One JSON log line of the service (winston: level, message, timestamp, metadata). */
@@ -75,6 +79,27 @@ function parseLog(line: string): LogEntry | undefined {
   return undefined;
 }
 
+/** The node arguments of the service for `options`: its entry point, then `serve` and its flags. */
+export function serviceArgs(options: ServiceOptions & { readonly socketPath: string }): string[] {
+  return [
+    ...(options.compiled === true ? [COMPILED_MAIN] : ["--import", "tsx", MAIN]),
+    "serve",
+    "--socket",
+    options.socketPath,
+    "--state-dir",
+    options.stateDir ?? path.join(path.dirname(options.socketPath), "state"),
+    "--pool",
+    options.pool ?? "10.220.0.0/24",
+    "--node-name",
+    options.nodeName ?? "test-node",
+    "--log-level",
+    options.logLevel ?? "debug",
+    ...(options.mtu === undefined ? [] : ["--mtu", String(options.mtu)]),
+    ...(options.listen === undefined ? [] : ["--listen", options.listen]),
+    ...(options.extraArgs ?? []),
+  ];
+}
+
 /**
  * `ip netns exec <nodeNs> node --import tsx src/main.ts serve --socket ... --pool ... --node-name ...
  * --log-level debug`, resolved once the socket answers a gRPC health check with SERVING.
@@ -87,25 +112,7 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
     tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "rikt-svc-"));
     socketPath = path.join(tmpDir, "rik.sock");
   }
-  const args = [
-    "--import",
-    "tsx",
-    MAIN,
-    "serve",
-    "--socket",
-    socketPath,
-    "--state-dir",
-    options.stateDir ?? path.join(path.dirname(socketPath), "state"),
-    "--pool",
-    options.pool ?? "10.220.0.0/24",
-    "--node-name",
-    options.nodeName ?? "test-node",
-    "--log-level",
-    options.logLevel ?? "debug",
-    ...(options.mtu === undefined ? [] : ["--mtu", String(options.mtu)]),
-    ...(options.listen === undefined ? [] : ["--listen", options.listen]),
-    ...(options.extraArgs ?? []),
-  ];
+  const args = serviceArgs({ ...options, socketPath });
   const subprocess: NsProcess = spawnIn(options.nodeNs, process.execPath, args, {
     cwd: REPO_ROOT,
     env: { ...options.env },
