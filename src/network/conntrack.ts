@@ -1,9 +1,10 @@
+import type { CommandLauncher } from "./command-launcher.js";
 import type { Protocol } from "./instance-network.js";
 import { NetworkError } from "./network-error.js";
-import { runCommand } from "./run-command.js";
+import { runCommand, type CommandResult } from "./run-command.js";
 
 /** What conntrack prints when the filter matched no flow; it exits 1 then, which is not a failure for us. */
-const NOTHING_DELETED = /0 flow entries have been deleted/;
+const NOTHING_DELETED = /\b0 flow entries have been deleted/;
 
 export interface ConntrackFilter {
   readonly protocol: Protocol;
@@ -14,49 +15,63 @@ export interface ConntrackFilter {
 }
 
 /**
- * Deletes the conntrack entries of flows to a host port. A UDP client that sent before the
- * DNAT existed has an entry that bypasses the nat table for as long as it keeps sending;
- * after a DESTROY, its entry still points at the gone guest. Returns how many were deleted.
- *
- * Equivalent to: `conntrack -D -p udp --orig-port-dst $port [--orig-dst $address]`
+ * Runs the conntrack tool. Deletions, on the path of UDP creates and destroys, go through the
+ * same long-lived shell as iptables-restore (CommandLauncher): a spawn from Node would fork the
+ * whole service and block its event loop for milliseconds.
  */
-export async function conntrackDelete(filter: ConntrackFilter): Promise<number> {
-  const args = ["-D", "-p", filter.protocol, "--orig-port-dst", String(filter.port)];
-  if (filter.address !== undefined) args.push("--orig-dst", filter.address);
-  let result;
-  try {
-    result = await runCommand("conntrack", args);
-  } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
-    throw new NetworkError(
-      missing ? "unavailable" : "internal",
-      missing ? "conntrack is not installed; install it (apt-get install -y conntrack)" : `cannot run conntrack: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-  const summary = /(\d+) flow entries have been deleted/.exec(result.stderr + result.stdout);
-  if (result.exitCode === 0 || NOTHING_DELETED.test(result.stderr + result.stdout)) return Number(summary?.[1] ?? 0);
-  throw new NetworkError("internal", `conntrack ${args.join(" ")} failed: ${result.stderr.trim() || `exit code ${result.exitCode}`}`, {
-    cause: result,
-  });
-}
+export class Conntrack {
+  private readonly launcher: Pick<CommandLauncher, "run">;
 
-/**
- * Checks that the conntrack tool runs, so that a node without it fails at start rather
- * than at its first UDP exposure.
- *
- * Equivalent to: `conntrack --version`
- */
-export async function conntrackAvailable(): Promise<void> {
-  try {
-    const result = await runCommand("conntrack", ["--version"]);
-    if (result.exitCode === 0) return;
-    throw new Error(result.stderr.trim() || `exit code ${result.exitCode}`);
-  } catch (error) {
-    throw new NetworkError(
-      "failed-precondition",
-      `conntrack is needed to flush stale UDP flows but does not run (${(error as Error).message}); install it (apt-get install -y conntrack)`,
-      { cause: error },
-    );
+  constructor(launcher: Pick<CommandLauncher, "run">) {
+    this.launcher = launcher;
+  }
+
+  /**
+   * Deletes the conntrack entries of flows to a host port. A UDP client that sent before the
+   * DNAT existed has an entry that bypasses the nat table for as long as it keeps sending;
+   * after a DESTROY, its entry still points at the gone guest. Returns how many were deleted.
+   *
+   * Equivalent to: `conntrack -D -p udp --orig-port-dst $port [--orig-dst $address]`
+   */
+  async delete(filter: ConntrackFilter): Promise<number> {
+    const args = ["-D", "-p", filter.protocol, "--orig-port-dst", String(filter.port)];
+    if (filter.address !== undefined) args.push("--orig-dst", filter.address);
+    let result: CommandResult;
+    try {
+      result = await this.launcher.run("conntrack", args);
+    } catch (error) {
+      const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+      throw new NetworkError(
+        missing ? "unavailable" : "internal",
+        missing ? "conntrack is not installed; install it (apt-get install -y conntrack)" : `cannot run conntrack: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    // The summary goes to stderr; the launcher keeps stderr and drops stdout.
+    const output = result.stderr + result.stdout;
+    if (result.exitCode === 0 || NOTHING_DELETED.test(output)) return Number(/(\d+) flow entries have been deleted/.exec(output)?.[1] ?? 0);
+    throw new NetworkError("internal", `conntrack ${args.join(" ")} failed: ${result.stderr.trim() || `exit code ${result.exitCode}`}`, {
+      cause: result,
+    });
+  }
+
+  /**
+   * Checks that the conntrack tool runs, so that a node without it fails at start rather
+   * than at its first UDP exposure. Spawned: it runs once, and needs stdout.
+   *
+   * Equivalent to: `conntrack --version`
+   */
+  async available(): Promise<void> {
+    try {
+      const result = await runCommand("conntrack", ["--version"]);
+      if (result.exitCode === 0) return;
+      throw new Error(result.stderr.trim() || `exit code ${result.exitCode}`);
+    } catch (error) {
+      throw new NetworkError(
+        "failed-precondition",
+        `conntrack is needed to flush stale UDP flows but does not run (${(error as Error).message}); install it (apt-get install -y conntrack)`,
+        { cause: error },
+      );
+    }
   }
 }

@@ -4,7 +4,7 @@ import { faultPoint } from "./fault-point.js";
 import type { FunctionNetwork, InstanceNetwork, PortMapping } from "./instance-network.js";
 import { guestMacFor, tapNameFor } from "./instance-naming.js";
 import type { Iptables } from "./iptables.js";
-import { conntrackAvailable, conntrackDelete } from "./conntrack.js";
+import type { Conntrack } from "./conntrack.js";
 import { hostListeners, shadowedListener } from "./host-listeners.js";
 import {
   instanceRules,
@@ -40,6 +40,7 @@ export interface FunctionStrategyOptions {
   readonly iptables: Iptables;
   readonly rtnetlink: Rtnetlink;
   readonly sockDiag: SockDiag;
+  readonly conntrack: Conntrack;
   readonly logger: Logger;
 }
 
@@ -139,7 +140,7 @@ export class FunctionStrategy implements WorkloadStrategy {
         `address pool ${pool.toString()} overlaps the host's ${conflicts.join(", ")}; choose another --pool`,
       );
     }
-    await conntrackAvailable();
+    await this.options.conntrack.available();
     sysctlSet("net.ipv4.ip_forward", "1");
     if (this.options.mtu === "auto") {
       const route = routes.find((r) => r.prefixLength === 0 && r.index !== undefined);
@@ -296,7 +297,7 @@ export class FunctionStrategy implements WorkloadStrategy {
   private async flushUdpFlows(network: InstanceNetwork): Promise<void> {
     for (const port of udpPortsOf(network)) {
       try {
-        await conntrackDelete({ protocol: "udp", port: port.hostPort, ...(port.hostIp === undefined ? {} : { address: port.hostIp }) });
+        await this.options.conntrack.delete({ protocol: "udp", port: port.hostPort, ...(port.hostIp === undefined ? {} : { address: port.hostIp }) });
       } catch (error) {
         this.options.logger.warn("flushing stale UDP flows failed; they end when their conntrack entries expire", {
           instance_id: network.instanceId,

@@ -1,4 +1,6 @@
 import type { Logger } from "../logger.js";
+import { CommandLauncher } from "./command-launcher.js";
+import { Conntrack } from "./conntrack.js";
 import { FunctionStrategy } from "./function-strategy.js";
 import { InstanceStore } from "./instance-store.js";
 import { Iptables, type IptablesOptions } from "./iptables.js";
@@ -47,7 +49,9 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR);
   const rtnetlink = Rtnetlink.open();
   const sockDiag = SockDiag.open();
-  const iptables = new Iptables({ ...options.iptables, ...(observer === undefined ? {} : { observer }) });
+  // One co-process runs every command of the hot path: iptables-restore, and conntrack for UDP.
+  const launcher = new CommandLauncher();
+  const iptables = new Iptables({ ...options.iptables, launcher, ...(observer === undefined ? {} : { observer }) });
   const portPolicy = new PortPolicy(options.portPolicy ?? { ...DEFAULT_HOST_PORTS, reserved: [] });
   const functions = new FunctionStrategy({
     pool,
@@ -57,6 +61,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     iptables,
     rtnetlink,
     sockDiag,
+    conntrack: new Conntrack(launcher),
     logger,
   });
   const registry = new StrategyRegistry({

@@ -15,6 +15,8 @@ export interface IptablesOptions {
   readonly observer?: NetworkObserver;
   /** Shell of the co-process that runs iptables-restore (see CommandLauncher). Default /bin/sh. */
   readonly launcherShell?: string;
+  /** The co-process to run iptables-restore in, shared with other commands of the hot path; closed by `close()`. */
+  readonly launcher?: CommandLauncher;
 }
 
 const LOCK_CONTENTION = /xtables lock|holding the lock|Resource temporarily unavailable/i;
@@ -59,7 +61,7 @@ export class Iptables {
     this.lockWaitSeconds = options.lockWaitSeconds ?? 5;
     this.lockRetries = options.lockRetries ?? 3;
     this.observer = options.observer ?? {};
-    this.launcher = new CommandLauncher(options.launcherShell === undefined ? {} : { shell: options.launcherShell });
+    this.launcher = options.launcher ?? new CommandLauncher(options.launcherShell === undefined ? {} : { shell: options.launcherShell });
   }
 
   /**
