@@ -97,7 +97,7 @@ export function planInstances({ pool, size, warmup, samples, concurrent }: PlanO
   };
 }
 
-/** The Function definition sent to rik-network: exposed on `hostPort`, so it gets 3 rules. */
+/** The Function definition sent to rik-network: exposed on `hostPort`, so it gets a DNAT. */
 export function definitionOf(instance: BenchInstance): string {
   return functionDefinition({ name: instance.id, exposure: { port: instance.hostPort, targetPort: instance.guestPort } });
 }

@@ -4,7 +4,7 @@
  * one `ip -batch` script to fill a namespace quickly. Pure.
  */
 import {
-  INSTANCES_CHAIN,
+  instanceComment,
   instanceRules,
   NAT_CHAIN,
   nodeChains,
@@ -15,23 +15,32 @@ import {
 } from "../src/network/iptables-rules.js";
 import type { BenchInstance } from "./instances.js";
 
-/** The 3 rules of one exposed instance, exactly as rik-network writes them: DNAT, ACCEPT in, ACCEPT egress. */
+/** riklet's filter chain, where it keeps each instance's FORWARD ACCEPTs. */
+const RIKLET_FORWARD_CHAIN = "RIKLET-INSTANCES";
+
+/** The rules of one exposed instance, exactly as rik-network writes them: its DNAT (the filter rules are node-wide). */
 export function rulesOf(instance: BenchInstance): Rule[] {
   return instanceRules({
     instanceId: instance.id,
-    tapName: instance.tapName,
     guestIp: instance.guestIp,
-    pool: instance.pool,
     ports: [{ protocol: "tcp", hostPort: instance.hostPort, guestPort: instance.guestPort }],
   });
 }
 
 /**
- * The same 3 rules the way riklet keeps them: every rule of a table in one chain (RIKLET for
- * the DNAT, RIKLET-INSTANCES for the ACCEPTs), so that its `-C` and `-D` scan all of them.
+ * The 3 rules riklet writes for one exposed instance, with rik-network's matches and comment:
+ * the DNAT, an ACCEPT of DNATed connections to the guest port, and an ACCEPT of the guest's
+ * egress. riklet keeps every rule of a table in one chain (RIKLET, RIKLET-INSTANCES), so its
+ * `-C` and `-D` scan all of them.
  */
 export function rikletRulesOf(instance: BenchInstance): Rule[] {
-  return rulesOf(instance).map((rule) => ({ ...rule, chain: rule.table === "nat" ? NAT_CHAIN : INSTANCES_CHAIN }));
+  const tag = `-m comment --comment "${instanceComment(instance.id)}"`;
+  const { guestIp, guestPort, tapName, pool } = instance;
+  return [
+    { ...rulesOf(instance)[0]!, chain: NAT_CHAIN },
+    { table: "filter", chain: RIKLET_FORWARD_CHAIN, spec: `-d ${guestIp}/32 -o ${tapName} -p tcp -m tcp --dport ${guestPort} -m conntrack --ctstate DNAT ${tag} -j ACCEPT` },
+    { table: "filter", chain: RIKLET_FORWARD_CHAIN, spec: `-s ${guestIp}/32 ! -d ${pool} -i ${tapName} ${tag} -j ACCEPT` },
+  ];
 }
 
 /**
@@ -43,12 +52,12 @@ export function rikletSetupRestore(pool: string): string {
   return renderRestore({
     createChains: [
       { table: "nat", name: NAT_CHAIN },
-      { table: "filter", name: INSTANCES_CHAIN },
+      { table: "filter", name: RIKLET_FORWARD_CHAIN },
     ],
     insert: [
       { table: "nat", chain: "PREROUTING", spec: `-m addrtype --dst-type LOCAL ${comment} -j ${NAT_CHAIN}` },
       { table: "nat", chain: "OUTPUT", spec: `-m addrtype --dst-type LOCAL ${comment} -j ${NAT_CHAIN}` },
-      { table: "filter", chain: "FORWARD", spec: `${comment} -j ${INSTANCES_CHAIN}` },
+      { table: "filter", chain: "FORWARD", spec: `${comment} -j ${RIKLET_FORWARD_CHAIN}` },
     ],
     append: [{ table: "nat", chain: "POSTROUTING", spec: `-s ${pool} ! -d ${pool} ${comment} -j MASQUERADE` }],
   });
@@ -57,7 +66,7 @@ export function rikletSetupRestore(pool: string): string {
 /** rik-network's node setup on an empty namespace, with its defaults: chains, jumps, node-wide rules. */
 export function nodeSetupRestore(pool: string): string {
   const options = { pool, localhost: true };
-  return renderRestore({ createChains: nodeChains(options), insert: nodeJumpRules(options), append: nodeChainRules(options) });
+  return renderRestore({ createChains: nodeChains(), insert: nodeJumpRules(options), append: nodeChainRules(options) });
 }
 
 /** One `iptables-restore --noflush` batch appending every rule of `instances`, as `rules` lays them out. */

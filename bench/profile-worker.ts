@@ -87,8 +87,8 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
       const linkIndex = await measure("create: rtnetlink link index", () => rtnetlink.linkIndex(instance.tapName));
       await measure("create: rtnetlink addr replace", () => rtnetlink.addrReplace(linkIndex, instance.hostIp, 30));
       await measure("create: rtnetlink link up + mtu", () => rtnetlink.linkSetUp(linkIndex, 1500));
-      await measure("create: iptables-restore append 3 rules", () => iptables.restore(renderRestore({ append: rules })));
-      await measure("destroy: iptables-restore delete 3 rules", () => iptables.restore(renderRestore({ delete: rules })));
+      await measure("create: iptables-restore append the DNAT", () => iptables.restore(renderRestore({ append: rules })));
+      await measure("destroy: iptables-restore delete the DNAT", () => iptables.restore(renderRestore({ delete: rules })));
       await measure("destroy: rtnetlink link del", () => rtnetlink.linkDel(instance.tapName));
       await measure("destroy: state record (unlink, fsync dir)", () => removeRecord(instance.id));
       if (index <= 5) await measure("iptables-save (whole ruleset)", () => iptables.save());

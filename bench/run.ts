@@ -151,7 +151,7 @@ class Results {
     const method = [
       `rik-network: the real service, compiled (node dist/main.js serve, --pool ${options.pool}, log level warn, own --state-dir${this.serviceArgs.length > 0 ? `, ${this.serviceArgs.join(" ")}` : ""}, other flags at their defaults) in a fresh namespace; latency timed in this process around each gRPC call on the unix socket.`,
       `baseline: riklet's command sequence (15 execs per create, 7 per destroy) run and timed by one bash process inside its own fresh namespace (no ip netns exec per command); iptables backend ${options.backend}; concurrent batches capped at ${options.baselineCapSeconds} s.`,
-      `each size: fill (not measured; rik-network over gRPC with ${options.fillConcurrency} in flight, baseline with one iptables-restore + one ip -batch), ${options.warmup} warm-up pairs, ${options.samples} sequential create+destroy pairs of exposed instances (3 rules each), ${options.concurrent} concurrent creates then destroys.`,
+      `each size: fill (not measured; rik-network over gRPC with ${options.fillConcurrency} in flight, baseline with one iptables-restore + one ip -batch), ${options.warmup} warm-up pairs, ${options.samples} sequential create+destroy pairs of exposed instances (rik-network: 1 DNAT each; baseline: riklet's 3 rules each), ${options.concurrent} concurrent creates then destroys.`,
       "restart: SIGTERM, then spawn `node dist/main.js serve` again on the same socket and state dir, until the health check says SERVING; the reconcile part is the service's own log.",
       "percentiles are nearest-rank; ratio = rik-network / baseline, speed-up = baseline / rik-network.",
     ];

@@ -4,7 +4,8 @@
  *   through its own gateway;
  * - isolation: another guest's address directly, and the node's own services (metrics, the
  *   gRPC listener) are refused at once (RST / ICMP unreachable: a refusal, never a timeout);
- * - egress to the world keeps working;
+ * - egress to the world keeps working, from the guest's own address only: a guest posing as
+ *   another guest, or as an address of the world, gets nothing through;
  * - a guest that sends to 127.0.0.1 through its gateway does not reach the node's loopback.
  */
 import test from "ava";
@@ -12,7 +13,7 @@ import { attachGuest } from "./helpers/attach-guest.js";
 import { httpGet, startHttpServer } from "./helpers/guest-relay.js";
 import { routeLoopbackViaGateway } from "./helpers/loopback-route.js";
 import { isRefusal } from "./helpers/refusal.js";
-import type { TeardownHost } from "./helpers/netns.js";
+import { execIn, type TeardownHost } from "./helpers/netns.js";
 import { startNode, type NodeOptions } from "./helpers/start-node.js";
 import { tcpConnect } from "./helpers/tcp-connect.js";
 import { startUdpEcho } from "./helpers/udp-echo.js";
@@ -119,4 +120,28 @@ test("a guest routing 127.0.0.1 to its gateway does not reach the node's loopbac
   await routeLoopbackViaGateway(guest.guestNs, network.network.value!.hostIp);
   await udpRequest(guest.guestNs, "127.0.0.1", 7000, 1500, "from the guest");
   t.is(loopbackOnly.datagrams().length, seen);
+});
+
+test("a guest cannot send from an address that is not its own: not another guest's, not the world's", async (t) => {
+  const { topology, a, b, guestA } = await twoFunctions(t);
+  const [fnA, fnB] = [a.network.value!, b.network.value!];
+  const world = await startUdpEcho(topology.world, 9053, "world");
+
+  // Step 1 (control): from its own address, A's datagrams reach the world, masqueraded.
+  t.like(await udpRequest(guestA.guestNs, topology.worldIp, 9053, 5000), { ok: true, body: "world" });
+  t.deepEqual(world.datagrams().map((d) => d.remoteAddress), [topology.nodeIp]);
+
+  // Step 2: A takes B's address, then one of the world's, as the source of its route to the world.
+  for (const forged of [fnB.guestIp, "198.51.100.7"]) {
+    await execIn(guestA.guestNs, "ip", ["addr", "add", `${forged}/32`, "dev", "eth0"]);
+    await execIn(guestA.guestNs, "ip", ["route", "replace", `${topology.worldIp}/32`, "via", fnA.hostIp, "dev", "eth0", "src", forged]);
+    const forgedResult = await udpRequest(guestA.guestNs, topology.worldIp, 9053, 1500, `from ${forged}`);
+    t.false(forgedResult.ok, `from ${forged}: ${JSON.stringify(forgedResult)}`);
+    await execIn(guestA.guestNs, "ip", ["route", "del", `${topology.worldIp}/32`]);
+    await execIn(guestA.guestNs, "ip", ["addr", "del", `${forged}/32`, "dev", "eth0"]);
+  }
+  t.deepEqual(world.datagrams().map((d) => d.payload), ["ping"], "only the datagram from A's own address arrived");
+
+  // Step 3: with its own address back, A gets through again.
+  t.like(await udpRequest(guestA.guestNs, topology.worldIp, 9053, 5000, "again"), { ok: true, body: "world" });
 });

@@ -94,7 +94,8 @@ function udpPortsOf(network: InstanceNetwork): PortMapping[] {
 
 /**
  * A Function runs as a Firecracker microVM behind a host TAP: one /30 from the pool,
- * a persistent TAP with the host address, DNAT per exposed port and FORWARD rules.
+ * a persistent TAP with the host address, and a DNAT per exposed port (the FORWARD rules are
+ * node-wide).
  */
 export class FunctionStrategy implements WorkloadStrategy {
   private readonly options: FunctionStrategyOptions;
@@ -123,7 +124,7 @@ export class FunctionStrategy implements WorkloadStrategy {
   }
 
   private rulesOf(network: InstanceNetwork) {
-    return instanceRules({ instanceId: network.instanceId, pool: this.options.pool.toString(), ...functionOf(network) });
+    return instanceRules({ instanceId: network.instanceId, ...functionOf(network) });
   }
 
   stats(): PlaneStats {
@@ -349,7 +350,7 @@ export class FunctionStrategy implements WorkloadStrategy {
     const plan = planReconcile(
       {
         taps: networks.map((network): DesiredTap => functionOf(network)),
-        chains: nodeChains(this.nodeRuleOptions),
+        chains: nodeChains(),
         jumps: nodeJumpRules(this.nodeRuleOptions),
         fixed: nodeChainRules(this.nodeRuleOptions),
         rules: networks.flatMap((network) => this.rulesOf(network)),

@@ -1,7 +1,5 @@
 import test from "ava";
 import {
-  guestShardChain,
-  guestShards,
   instanceRules,
   nodeChainRules,
   nodeChains,
@@ -16,15 +14,13 @@ import {
 const POOL = "10.220.0.0/16";
 const instance = {
   instanceId: "fn-1",
-  tapName: "rikabcdefghijkl",
   guestIp: "10.220.0.2",
-  pool: POOL,
   ports: [{ protocol: "tcp" as const, hostPort: 8080, guestPort: 3000 }],
 };
 
 test("node setup: chains, one jump per built-in chain inserted at the top, node chains in order", (t) => {
   const options = { pool: "10.220.0.0/24", localhost: true };
-  const text = renderRestore({ createChains: nodeChains(options), insert: nodeJumpRules(options), append: nodeChainRules(options) });
+  const text = renderRestore({ createChains: nodeChains(), insert: nodeJumpRules(options), append: nodeChainRules(options) });
   const c = '-m comment --comment "rik-network"';
   const lines = text.split("\n");
   const natChains = lines.filter((line) => /^:RIKLET-P\d+ /.test(line));
@@ -38,6 +34,7 @@ test("node setup: chains, one jump per built-in chain inserted at the top, node 
   t.deepEqual(rest, [
     "*raw",
     `-I PREROUTING 1 -d 127.0.0.0/8 ! -i lo ${c} -j DROP`,
+    `-I PREROUTING 1 -i rik+ -m rpfilter --invert ${c} -j DROP`,
     "COMMIT",
     "*nat",
     ":RIKLET - [0:0]",
@@ -51,13 +48,12 @@ test("node setup: chains, one jump per built-in chain inserted at the top, node 
     "COMMIT",
     "*filter",
     ":RIKLET-FORWARD - [0:0]",
-    ":RIKLET-INSTANCES - [0:0]",
-    ":RIKLET-INSTANCES-G0 - [0:0]",
     ":RIKLET-INPUT - [0:0]",
     `-I FORWARD 1 ${c} -j RIKLET-FORWARD`,
     `-I INPUT 1 -i rik+ ${c} -j RIKLET-INPUT`,
     `-A RIKLET-FORWARD -d 10.220.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j ACCEPT`,
-    `-A RIKLET-FORWARD ${c} -j RIKLET-INSTANCES`,
+    `-A RIKLET-FORWARD -d 10.220.0.0/24 -o rik+ -m conntrack --ctstate DNAT ${c} -j ACCEPT`,
+    `-A RIKLET-FORWARD -s 10.220.0.0/24 ! -d 10.220.0.0/24 -i rik+ ${c} -j ACCEPT`,
     `-A RIKLET-FORWARD -d 10.220.0.0/24 -p tcp ${c} -j REJECT --reject-with tcp-reset`,
     `-A RIKLET-FORWARD -d 10.220.0.0/24 ${c} -j REJECT --reject-with icmp-port-unreachable`,
     `-A RIKLET-FORWARD -i rik+ -p tcp ${c} -j REJECT --reject-with tcp-reset`,
@@ -66,25 +62,9 @@ test("node setup: chains, one jump per built-in chain inserted at the top, node 
     `-A RIKLET-INPUT -p icmp ${c} -j RETURN`,
     `-A RIKLET-INPUT -p tcp ${c} -j REJECT --reject-with tcp-reset`,
     `-A RIKLET-INPUT ${c} -j REJECT --reject-with icmp-port-unreachable`,
-    `-A RIKLET-INSTANCES -d 10.220.0.0/24 ${c} -j RIKLET-INSTANCES-G0`,
-    `-A RIKLET-INSTANCES -s 10.220.0.0/24 ${c} -j RIKLET-INSTANCES-G0`,
     "COMMIT",
     "",
   ]);
-});
-
-test("guest shards: /24 blocks, at most 256 of them, and each guest in the block of its address", (t) => {
-  t.deepEqual(guestShards("10.220.0.0/24"), [{ block: "10.220.0.0/24", chain: "RIKLET-INSTANCES-G0" }]);
-  t.deepEqual(guestShards("10.220.0.0/28"), [{ block: "10.220.0.0/28", chain: "RIKLET-INSTANCES-G0" }]);
-  const sixteen = guestShards("10.220.0.0/16");
-  t.is(sixteen.length, 256);
-  t.deepEqual(sixteen[5], { block: "10.220.5.0/24", chain: "RIKLET-INSTANCES-G5" });
-  const twelve = guestShards("10.16.0.0/12");
-  t.is(twelve.length, 256);
-  t.deepEqual(twelve[1], { block: "10.16.16.0/20", chain: "RIKLET-INSTANCES-G1" });
-  t.is(guestShardChain("10.220.0.0/16", "10.220.5.6"), "RIKLET-INSTANCES-G5");
-  t.is(guestShardChain("10.220.0.0/16", "10.220.255.254"), "RIKLET-INSTANCES-G255");
-  t.is(guestShardChain("10.16.0.0/12", "10.31.255.254"), "RIKLET-INSTANCES-G255");
 });
 
 test("port shards: 512 host ports each", (t) => {
@@ -102,7 +82,7 @@ test("without localhost, OUTPUT skips loopback destinations and loopback sources
   t.true(nodeChainRules({ pool: POOL, localhost: true }).some((rule) => rule.spec.includes("-s 127.0.0.0/8")));
 });
 
-test("an instance gets a DNAT per port, an ACCEPT per guest port for DNATed traffic only, and its egress", (t) => {
+test("an instance gets a DNAT per port, in the shard of its host port, and no filter rule", (t) => {
   const ports = [
     ...instance.ports,
     { protocol: "udp" as const, hostPort: 5353, guestPort: 53, hostIp: "192.0.2.10" },
@@ -117,21 +97,14 @@ test("an instance gets a DNAT per port, an ACCEPT per guest port for DNATed traf
       `-A RIKLET-P10 -d 192.0.2.10/32 -p udp -m udp --dport 5353 ${tag} -j DNAT --to-destination 10.220.0.2:53`,
       `-A RIKLET-P15 -p tcp -m tcp --dport 8081 ${tag} -j DNAT --to-destination 10.220.0.2:3000`,
       "COMMIT",
-      "*filter",
-      `-A RIKLET-INSTANCES-G0 -d 10.220.0.2/32 -o rikabcdefghijkl -p tcp -m tcp --dport 3000 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
-      `-A RIKLET-INSTANCES-G0 -d 10.220.0.2/32 -o rikabcdefghijkl -p udp -m udp --dport 53 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
-      `-A RIKLET-INSTANCES-G0 -s 10.220.0.2/32 ! -d ${POOL} -i rikabcdefghijkl ${tag} -j ACCEPT`,
-      "COMMIT",
       "",
     ].join("\n"),
   );
 });
 
-test("without exposure an instance has only its egress rule", (t) => {
-  t.is(
-    renderRestore({ delete: instanceRules({ ...instance, ports: [] }) }),
-    `*filter\n-D RIKLET-INSTANCES-G0 -s 10.220.0.2/32 ! -d ${POOL} -i rikabcdefghijkl -m comment --comment "rik:fn-1" -j ACCEPT\nCOMMIT\n`,
-  );
+test("without exposure an instance has no rule at all", (t) => {
+  t.deepEqual(instanceRules({ ...instance, ports: [] }), []);
+  t.is(renderRestore({ delete: instanceRules({ ...instance, ports: [] }) }), "");
 });
 
 test("a flush comes after chain creation and before deletions; stale chains go last", (t) => {
@@ -190,5 +163,6 @@ test("finds the rules an instance owns by exact comment, not by prefix", (t) => 
   t.deepEqual(
     owned.map((r) => r.chain),
     ["RIKLET-INSTANCES-G0", "RIKLET-INSTANCES-G0", "RIKLET-P15"],
+    "rules of an older layout are found too, so that reconcile can remove them",
   );
 });

@@ -6,20 +6,20 @@ import type { AddressInfo, LinkInfo } from "./rtnetlink.js";
 const POOL = "10.220.0.0/24";
 const tapA = { tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 30, mtu: 1500 };
 const tapB = { tapName: "rikbbbbbbbbbbbb", hostIp: "10.220.0.5", prefixLength: 30, mtu: 1500 };
-const rulesA = instanceRules({ instanceId: "a", tapName: tapA.tapName, guestIp: "10.220.0.2", pool: POOL, ports: [{ protocol: "tcp", hostPort: 8080, guestPort: 80 }] });
-const rulesB = instanceRules({ instanceId: "b", tapName: tapB.tapName, guestIp: "10.220.0.6", pool: POOL, ports: [] });
+const rulesA = instanceRules({ instanceId: "a", guestIp: "10.220.0.2", ports: [{ protocol: "tcp", hostPort: 8080, guestPort: 80 }] });
+const rulesB = instanceRules({ instanceId: "b", guestIp: "10.220.0.6", ports: [{ protocol: "udp", hostPort: 5353, guestPort: 53 }] });
 const nodeOptions = { pool: POOL, localhost: true };
 const fixed = nodeChainRules(nodeOptions);
 
 const desired: DesiredState = {
   taps: [tapA, tapB],
-  chains: nodeChains(nodeOptions),
+  chains: nodeChains(),
   jumps: nodeJumpRules(nodeOptions),
   fixed,
   rules: [...rulesA, ...rulesB],
 };
 
-function save(rules: readonly Rule[], chains = nodeChains(nodeOptions).map(chainKey)): string {
+function save(rules: readonly Rule[], chains = nodeChains().map(chainKey)): string {
   const lines: string[] = [];
   for (const table of ["raw", "nat", "filter"]) {
     lines.push(`*${table}`);
@@ -46,14 +46,14 @@ test("a kernel that matches needs nothing", (t) => {
 test("an empty node gets chains, jumps inserted, rules appended and TAPs created", (t) => {
   const plan = planReconcile(desired, { links: [], addresses: [], saved: parseIptablesSave(save([], [])) });
   t.deepEqual(plan.createTaps, [tapA, tapB]);
-  t.deepEqual(plan.rules.createChains, nodeChains(nodeOptions));
+  t.deepEqual(plan.rules.createChains, nodeChains());
   t.deepEqual(plan.rules.insert, nodeJumpRules(nodeOptions));
   t.deepEqual(plan.rules.flushChains, []);
   t.deepEqual(plan.rules.append, [...fixed, ...rulesA, ...rulesB]);
   t.deepEqual(planActions(plan), {
     tap_created: 2,
-    chain_created: nodeChains(nodeOptions).length,
-    rule_added: 6 + fixed.length + rulesA.length + rulesB.length,
+    chain_created: nodeChains().length,
+    rule_added: nodeJumpRules(nodeOptions).length + fixed.length + rulesA.length + rulesB.length,
   });
 });
 
@@ -72,7 +72,7 @@ test("a flushed RIKLET gets its jumps to the shards back, in order", (t) => {
 });
 
 test("chains named like ours that are not wanted any more are removed whole, after what jumps to them", (t) => {
-  const chains = [...nodeChains(nodeOptions).map(chainKey), "filter RIKLET-INSTANCES-G7", "nat RIKLET-OLD"];
+  const chains = [...nodeChains().map(chainKey), "filter RIKLET-INSTANCES-G7", "nat RIKLET-OLD"];
   const inStale: Rule = { table: "filter", chain: "RIKLET-INSTANCES-G7", spec: "-s 10.9.9.9/32 -j ACCEPT" };
   const foreignChain = "filter OTHER-TOOL";
   const plan = planReconcile(desired, {

@@ -2,7 +2,7 @@ import test from "ava";
 import { parseIptablesSave, type Rule } from "./iptables-rules.js";
 import { remainingOf, RestoreBatcher } from "./restore-batcher.js";
 
-const accept = (n: number): Rule => ({ table: "filter", chain: "RIKLET-INSTANCES-G0", spec: `-s 10.220.0.${n}/32 -j ACCEPT` });
+const accept = (n: number): Rule => ({ table: "filter", chain: "RIKLET-FORWARD", spec: `-s 10.220.0.${n}/32 -j ACCEPT` });
 const dnat = (n: number): Rule => ({ table: "nat", chain: "RIKLET-P15", spec: `-p tcp -m tcp --dport ${8000 + n} -j DNAT --to-destination 10.220.0.${n}:80` });
 
 /**
@@ -57,7 +57,7 @@ test("batches that arrive while a restore runs go together in the next one", asy
   kernel.release();
   await Promise.all([first, ...later]);
   t.is(kernel.calls.length, 2);
-  t.is(kernel.calls[1], "*filter\n" + [2, 3, 4].map((n) => `-A RIKLET-INSTANCES-G0 -s 10.220.0.${n}/32 -j ACCEPT`).join("\n") + "\nCOMMIT\n");
+  t.is(kernel.calls[1], "*filter\n" + [2, 3, 4].map((n) => `-A RIKLET-FORWARD -s 10.220.0.${n}/32 -j ACCEPT`).join("\n") + "\nCOMMIT\n");
 });
 
 test("when a merged restore fails, each batch is retried alone for what is left, and only the bad one fails", async (t) => {
@@ -122,4 +122,14 @@ test("what is left of a batch: missing additions, present deletions; a flushed c
       deleteChains: [],
     },
   );
+});
+
+test("an empty batch (an instance that exposes nothing) runs no iptables-restore", async (t) => {
+  const kernel = fakeKernel();
+  const batcher = new RestoreBatcher(kernel.restore, kernel.save);
+  await batcher.submit({ append: [], delete: [] });
+  await batcher.submit({});
+  t.deepEqual(kernel.calls, []);
+  await batcher.submit({ append: [dnat(1)] });
+  t.is(kernel.calls.length, 1);
 });

@@ -53,7 +53,9 @@ export class RestoreBatcher {
     );
   }
 
+  /** Resolves once `batch` is applied; an empty one (an instance that exposes nothing) waits for nothing. */
   submit(batch: RuleBatch): Promise<void> {
+    if (renderRestore(batch) === "") return Promise.resolve();
     return this.queue.submit(batch);
   }
 }

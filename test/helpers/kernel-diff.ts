@@ -13,34 +13,16 @@ function ipv4(text: string): number {
   return text.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
 }
 
-/** The guest blocks of `pool`, as the README documents them: /24s, but at most 256 of them. */
-function guestBlocks(pool: string): { first: number; size: number; count: number } {
-  const [net, bits] = pool.split("/") as [string, string];
-  const poolBits = Number(bits);
-  const blockBits = Math.min(Math.max(24, poolBits), poolBits + 8);
-  return { first: ipv4(net), size: 2 ** (32 - blockBits), count: 2 ** (blockBits - poolBits) };
-}
-
-function guestChain(pool: string, guestIp: string): string {
-  const { first, size } = guestBlocks(pool);
-  return `RIKLET-INSTANCES-G${Math.floor((ipv4(guestIp) - first) / size)}`;
-}
-
-/** The iptables-save lines one instance owns. */
-export function expectedRules(network: InstanceNetwork, pool: string): string[] {
+/** The iptables-save lines one instance owns: a DNAT per port, in the nat chain of its host port's 512-port block. */
+export function expectedRules(network: InstanceNetwork): string[] {
   const fn = network.network.value!;
   const tag = `-m comment --comment "rik:${network.instanceId}"`;
-  const chain = guestChain(pool, fn.guestIp);
-  const lines = [`-A ${chain} -s ${fn.guestIp}/32 ! -d ${pool} -i ${fn.tapName} ${tag} -j ACCEPT`];
-  for (const port of fn.ports) {
+  return fn.ports.map((port) => {
     const p = PROTOCOLS[port.protocol]!;
     const bound = port.hostIp === "" ? "" : `-d ${port.hostIp}/32 `;
     const shard = `RIKLET-P${Math.floor(port.hostPort / 512)}`;
-    lines.push(`-A ${shard} ${bound}-p ${p} -m ${p} --dport ${port.hostPort} ${tag} -j DNAT --to-destination ${fn.guestIp}:${port.guestPort}`);
-    const accept = `-A ${chain} -d ${fn.guestIp}/32 -o ${fn.tapName} -p ${p} -m ${p} --dport ${port.guestPort} -m conntrack --ctstate DNAT ${tag} -j ACCEPT`;
-    if (!lines.includes(accept)) lines.push(accept);
-  }
-  return lines;
+    return `-A ${shard} ${bound}-p ${p} -m ${p} --dport ${port.hostPort} ${tag} -j DNAT --to-destination ${fn.guestIp}:${port.guestPort}`;
+  });
 }
 
 /** The node-wide lines, present exactly once whatever the instances (with the default --localhost true). */
@@ -49,15 +31,10 @@ export function expectedNodeRules(pool: string): string[] {
   const portJumps = ["tcp", "udp"].flatMap((p) =>
     Array.from({ length: 128 }, (_, k) => `-A RIKLET -p ${p} -m ${p} --dport ${k * 512}:${k * 512 + 511} ${c} -j RIKLET-P${k}`),
   );
-  const { first, size, count } = guestBlocks(pool);
-  const blockBits = 32 - Math.log2(size);
-  const guestJumps = Array.from({ length: count }, (_, k) => {
-    const block = `${[24, 16, 8, 0].map((shift) => ((first + k * size) >>> shift) & 255).join(".")}/${blockBits}`;
-    return [`-A RIKLET-INSTANCES -d ${block} ${c} -j RIKLET-INSTANCES-G${k}`, `-A RIKLET-INSTANCES -s ${block} ${c} -j RIKLET-INSTANCES-G${k}`];
-  }).flat();
   return [
     ...portJumps,
     `-A PREROUTING -d 127.0.0.0/8 ! -i lo ${c} -j DROP`,
+    `-A PREROUTING -i rik+ -m rpfilter --invert ${c} -j DROP`,
     `-A PREROUTING -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
     `-A OUTPUT -m addrtype --dst-type LOCAL ${c} -j RIKLET`,
     `-A POSTROUTING ${c} -j RIKLET-POSTROUTING`,
@@ -67,7 +44,8 @@ export function expectedNodeRules(pool: string): string[] {
     `-A INPUT -i rik+ ${c} -j RIKLET-INPUT`,
     `-A FORWARD ${c} -j RIKLET-FORWARD`,
     `-A RIKLET-FORWARD -d ${pool} -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j ACCEPT`,
-    `-A RIKLET-FORWARD ${c} -j RIKLET-INSTANCES`,
+    `-A RIKLET-FORWARD -d ${pool} -o rik+ -m conntrack --ctstate DNAT ${c} -j ACCEPT`,
+    `-A RIKLET-FORWARD -s ${pool} ! -d ${pool} -i rik+ ${c} -j ACCEPT`,
     `-A RIKLET-FORWARD -d ${pool} -p tcp ${c} -j REJECT --reject-with tcp-reset`,
     `-A RIKLET-FORWARD -d ${pool} ${c} -j REJECT --reject-with icmp-port-unreachable`,
     `-A RIKLET-FORWARD -i rik+ -p tcp ${c} -j REJECT --reject-with tcp-reset`,
@@ -76,7 +54,6 @@ export function expectedNodeRules(pool: string): string[] {
     `-A RIKLET-INPUT -p icmp ${c} -j RETURN`,
     `-A RIKLET-INPUT -p tcp ${c} -j REJECT --reject-with tcp-reset`,
     `-A RIKLET-INPUT ${c} -j REJECT --reject-with icmp-port-unreachable`,
-    ...guestJumps,
   ];
 }
 
@@ -122,10 +99,10 @@ export async function kernelDiff(ns: string, networks: readonly InstanceNetwork[
       diffs.push(...cidrs.filter(inPool).map((cidr) => `pool address ${cidr} on ${link}, which is not an instance's TAP`));
     }
   }
-  diffs.push(...difference("instance rule", rulesMatching(save, "rik:"), networks.flatMap((n) => expectedRules(n, pool))));
+  diffs.push(...difference("instance rule", rulesMatching(save, "rik:"), networks.flatMap((n) => expectedRules(n))));
   const nodeRules = expectedNodeRules(pool);
   diffs.push(...difference("node rule", rulesMatching(save, "rik-network"), nodeRules));
-  for (const chain of ["RIKLET", "RIKLET-POSTROUTING", "RIKLET-FORWARD", "RIKLET-INSTANCES", "RIKLET-INPUT"]) {
+  for (const chain of ["RIKLET", "RIKLET-POSTROUTING", "RIKLET-FORWARD", "RIKLET-INPUT"]) {
     const expected = nodeRules.filter((line) => line.startsWith(`-A ${chain} `));
     if (chainOrder(save, chain).join("\n") !== expected.join("\n")) diffs.push(`${chain} is not exactly, in order: ${expected.join(" | ")}`);
   }
