@@ -167,7 +167,7 @@ export class FunctionStrategy implements WorkloadStrategy {
     const bound = ports.filter((port) => port.hostIp !== undefined);
     if (bound.length > 0) await this.checkHostAddresses(bound);
     if (ports.length === 0) return;
-    const listeners = await hostListeners(this.options.sockDiag);
+    const listeners = await hostListeners(this.options.sockDiag, new Set(ports.map((port) => port.protocol)));
     for (const port of ports) {
       const listener = shadowedListener(listeners, port, { localhost: this.options.localhost });
       if (listener !== undefined) {
@@ -276,10 +276,12 @@ export class FunctionStrategy implements WorkloadStrategy {
     tapAdd(tap.tapName);
     faultPoint("create: TAP added");
     this.setRouteLocalnet(tap.tapName);
-    const index = await rtnetlink.linkIndex(tap.tapName);
-    await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
-    faultPoint("create: address added");
-    await rtnetlink.linkSetUp(index, tap.mtu);
+    // Independent requests on one socket: the link comes up while its index is looked up for the address.
+    const addressed = rtnetlink.linkIndex(tap.tapName).then(async (index) => {
+      await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
+      faultPoint("create: address added");
+    });
+    await Promise.all([addressed, rtnetlink.linkSetUp(tap.tapName, tap.mtu)]);
   }
 
   /**

@@ -1,5 +1,5 @@
 import test from "ava";
-import { parseProcNetSockets, shadowedListener, type HostListener } from "./host-listeners.js";
+import { hostListeners, parseProcNetSockets, shadowedListener, type HostListener } from "./host-listeners.js";
 
 const header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
@@ -65,4 +65,20 @@ test("a loopback listener is shadowed only when localhost is DNATed; IPv6-only l
   t.deepEqual(shadowedListener(listeners, { protocol: "udp", hostPort: 5353, guestPort: 1 }, on), listeners[2]);
   t.is(shadowedListener(listeners, { protocol: "udp", hostPort: 5353, guestPort: 1 }, { localhost: false }), undefined);
   t.is(shadowedListener(listeners, { protocol: "tcp", hostPort: 9000, guestPort: 1 }, on), undefined);
+});
+
+test("hostListeners asks only for the protocols it is given", async (t) => {
+  let dumps = 0;
+  const sockDiag = {
+    tcpListeners: async () => {
+      dumps += 1;
+      return [{ protocol: "tcp" as const, address: "0.0.0.0", port: 22 }];
+    },
+  };
+  t.deepEqual(await hostListeners(sockDiag, new Set(["tcp"])), [{ protocol: "tcp", address: "0.0.0.0", port: 22 }]);
+  t.is(dumps, 1);
+  const udpOnly = await hostListeners(sockDiag, new Set(["udp"]));
+  t.is(dumps, 1, "no sock_diag dump for a UDP-only create");
+  t.true(udpOnly.every((listener) => listener.protocol === "udp"));
+  t.deepEqual(await hostListeners(sockDiag, new Set()), []);
 });

@@ -143,6 +143,21 @@ test("a failed realize leaves no record and no reservation", async (t) => {
   t.deepEqual(events.map((e) => e.status), ["creating", "failed"]);
 });
 
+test("a record that cannot be made durable undoes the kernel work, and nothing is acknowledged", async (t) => {
+  const { strategy, store, manager, events } = await setup(t);
+  const put = store.put.bind(store);
+  store.put = async (record, durability) => {
+    if (record.status === "running") throw new Error("disk full");
+    return put(record, durability);
+  };
+  await t.throwsAsync(create(manager, "a"), { message: "disk full" });
+  t.deepEqual(strategy.calls.slice(-2), ["realize a", "teardown a"]);
+  t.deepEqual(manager.list(), []);
+  t.deepEqual(store.load(), []);
+  t.deepEqual([...strategy.reserved], []);
+  t.deepEqual(events.map((e) => e.status), ["creating", "failed"]);
+});
+
 test("a failed teardown keeps the instance, marked failed, until a DESTROY succeeds", async (t) => {
   const { strategy, store, manager } = await setup(t);
   await create(manager, "a");

@@ -100,20 +100,22 @@ export class NetworkManager {
         this.announce(network);
         faultPoint("create: intent recorded");
         const running = withStatus(intent, "running");
-        try {
-          await strategy.realize(network);
+        // The acknowledgement needs both the kernel done and the record durable, and neither
+        // needs the other, so the fsyncs overlap the kernel work. A crash in between leaves a
+        // "running" record whose missing pieces the restart's reconcile re-creates, or a
+        // "creating" one it undoes: either way whole, and this CREATE was not acknowledged.
+        const [realized, recorded] = await Promise.allSettled([strategy.realize(network), this.options.store.put(running)]);
+        if (realized.status === "rejected" || recorded.status === "rejected") {
           try {
-            await this.options.store.put(running);
-          } catch (error) {
-            await strategy.teardown(network);
-            throw error;
+            // realize undoes its own work when it fails; a record that could not be written undoes the kernel's.
+            if (realized.status === "fulfilled") await strategy.teardown(network);
+          } finally {
+            strategy.release(network);
+            await this.options.store.remove(instanceId);
+            this.records.delete(instanceId);
+            this.announce({ ...network, status: "failed" });
           }
-        } catch (error) {
-          strategy.release(network);
-          await this.options.store.remove(instanceId);
-          this.records.delete(instanceId);
-          this.announce({ ...network, status: "failed" });
-          throw error;
+          throw realized.status === "rejected" ? realized.reason : (recorded as PromiseRejectedResult).reason;
         }
         this.records.set(instanceId, running);
         faultPoint("create: acknowledged");

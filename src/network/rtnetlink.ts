@@ -137,10 +137,14 @@ export class Rtnetlink {
     return link.data.index;
   }
 
-  /** Equivalent to: `ip link set dev $name mtu $mtu up`. */
-  async linkSetUp(index: number, mtu?: number): Promise<void> {
-    await this.request(`setting link ${index} up`, (options) =>
-      this.socket.setLink({ index, change: { up: true }, flags: { up: true } }, mtu === undefined ? {} : { mtu }, options),
+  /**
+   * Equivalent to: `ip link set dev $name mtu $mtu up`. `link` is an index or a name: by name,
+   * it needs no lookup first. Throws "not-found" when absent.
+   */
+  async linkSetUp(link: number | string, mtu?: number): Promise<void> {
+    const [index, byName] = typeof link === "number" ? [link, {}] : [0, { ifname: link }];
+    await this.request(`setting link ${link} up`, (options) =>
+      this.socket.setLink({ index, change: { up: true }, flags: { up: true } }, { ...byName, ...(mtu === undefined ? {} : { mtu }) }, options),
     );
   }
 
