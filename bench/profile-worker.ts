@@ -4,10 +4,11 @@
  * DESTROY, with the same code the service runs (src/network), after filling the namespace
  * with `size` instances. Prints one JSON object on stdout.
  */
-import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { CommandLauncher } from "../src/network/command-launcher.js";
+import { InstanceStore, type InstanceRecord } from "../src/network/instance-store.js";
 import { Iptables } from "../src/network/iptables.js";
 import { renderRestore } from "../src/network/iptables-rules.js";
 import { Rtnetlink } from "../src/network/rtnetlink.js";
@@ -39,26 +40,13 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
   const rtnetlink = Rtnetlink.open();
   // The co-process the service's Iptables runs iptables-restore through, to show what an exec costs there.
   const launcher = new CommandLauncher();
-  // Durable state the way the service keeps it: one small JSON record per instance, written
-  // to a temporary file, fsynced, renamed over the record, and the directory fsynced.
+  // Durable state with the service's own store: a journal line, fdatasynced.
   const stateDir = mkdtempSync(path.join(request.workDir, "profile-state-"));
-  const stateDirFd = openSync(stateDir, "r");
-  const putRecord = (instanceId: string, record: unknown) => {
-    const file = path.join(stateDir, `${instanceId}.json`);
-    const fd = openSync(`${file}.tmp`, "w", 0o600);
-    try {
-      writeSync(fd, JSON.stringify({ format: 1, record }));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(`${file}.tmp`, file);
-    fsyncSync(stateDirFd);
-  };
-  const removeRecord = (instanceId: string) => {
-    rmSync(path.join(stateDir, `${instanceId}.json`), { force: true });
-    fsyncSync(stateDirFd);
-  };
+  const store = InstanceStore.open(stateDir);
+  store.load();
+  const putRecord = (instanceId: string, network: unknown) =>
+    store.put({ instanceId, kind: "Function", digest: "profile", status: "running", network: network as InstanceRecord["network"] });
+  const removeRecord = (instanceId: string) => store.remove(instanceId);
   const steps: ProfileSteps = {};
   let recording = false;
   const measure = async <T>(name: string, call: () => T | Promise<T>): Promise<T> => {
@@ -82,7 +70,7 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
       await measure("spawn /bin/true (node execa)", () => execa("true"));
       await measure("exec /bin/true through the co-process shell (CommandLauncher)", () => launcher.run("/bin/true", []));
       await measure("iptables-restore, empty batch", () => iptables.restore("*filter\nCOMMIT\n"));
-      await measure("create: state record (write, fsync, rename, fsync dir)", () => putRecord(instance.id, instance));
+      await measure("create: state record (journal line, fdatasync)", () => putRecord(instance.id, instance));
       await measure("create: TAP ioctl (TUNSETIFF+TUNSETPERSIST)", () => tapAdd(instance.tapName));
       const linkIndex = await measure("create: rtnetlink link index", () => rtnetlink.linkIndex(instance.tapName));
       await measure("create: rtnetlink addr replace", () => rtnetlink.addrReplace(linkIndex, instance.hostIp, 30));
@@ -90,14 +78,14 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
       await measure("create: iptables-restore append the DNAT", () => iptables.restore(renderRestore({ append: rules })));
       await measure("destroy: iptables-restore delete the DNAT", () => iptables.restore(renderRestore({ delete: rules })));
       await measure("destroy: rtnetlink link del", () => rtnetlink.linkDel(instance.tapName));
-      await measure("destroy: state record (unlink, fsync dir)", () => removeRecord(instance.id));
+      await measure("destroy: state record (journal line, fdatasync)", () => removeRecord(instance.id));
       if (index <= 5) await measure("iptables-save (whole ruleset)", () => iptables.save());
     }
   } finally {
     await iptables.close();
     await launcher.close();
     rtnetlink.close();
-    closeSync(stateDirFd);
+    store.close();
     rmSync(stateDir, { recursive: true, force: true });
   }
   const status = readFileSync("/proc/self/status", "utf8");
