@@ -273,7 +273,7 @@ export class FunctionStrategy implements WorkloadStrategy {
    */
   private async addTap(tap: DesiredTap): Promise<void> {
     const { rtnetlink } = this.options;
-    tapAdd(tap.tapName);
+    await tapAdd(tap.tapName);
     faultPoint("create: TAP added");
     this.setRouteLocalnet(tap.tapName);
     // Independent requests on one socket: the link comes up while its index is looked up for the address.

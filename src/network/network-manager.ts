@@ -216,7 +216,10 @@ export class NetworkManager {
   }
 
   private announce(network: InstanceNetwork): void {
-    this.options.logger.debug("instance changed", { instance_id: network.instanceId, status: network.status });
+    // Checked first: winston formats (timestamps included) even the lines its level then drops.
+    if (this.options.logger.isLevelEnabled("debug")) {
+      this.options.logger.debug("instance changed", { instance_id: network.instanceId, status: network.status });
+    }
     this.events.emit("change", network);
   }
 }
