@@ -40,13 +40,14 @@ Benchmarks rik-network (the real service, over gRPC) against a replay of riklet'
 sequence, each in throwaway network namespaces. Needs root; never touches the root namespace.
 
 Options:
-  --quick                 shorter run: sizes 0,500, 30 samples, 5 warm-up pairs
+  --quick                 shorter run: sizes 0,500, 30 samples
   --backend nft|legacy    iptables backend (default nft: iptables/iptables-restore; legacy:
                           iptables-legacy*; passed to rik-network as --iptables-backend when
                           the service accepts that flag)
   --sizes LIST            instances present while measuring (default 0,1000,5000)
   --samples N             sequential create+destroy pairs per size (default 100)
-  --warmup N              unmeasured pairs before the samples (default 5)
+  --warmup N              unmeasured pairs before the samples, so that the service's code is
+                          compiled and measured in its steady state (default 30)
   --concurrent N          creates (then destroys) issued at once (default 100)
   --fill-concurrency N    in-flight creates while filling a node (default 24)
   --profile-samples N     repetitions of each profiled step (default 30)
@@ -116,7 +117,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   sizes.sort((a, b) => a - b);
 
   const samples = integer("samples", text("samples"), quick ? 30 : 100, 1, 5000);
-  const warmup = integer("warmup", text("warmup"), 5, 0, 1000);
+  const warmup = integer("warmup", text("warmup"), 30, 0, 1000);
   const concurrent = integer("concurrent", text("concurrent"), 100, 1, 2000);
   const pool = text("pool") ?? "10.220.0.0/16";
   let capacity: number;
