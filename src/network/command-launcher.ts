@@ -1,6 +1,6 @@
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
+import { CoProcessQueue, type CoProcess, type CoProcessEnd, type CoProcessJob } from "./co-process-queue.js";
 import type { CommandResult } from "./run-command.js";
 
 export interface CommandLauncherOptions {
@@ -10,25 +10,20 @@ export interface CommandLauncherOptions {
   readonly closeGraceMs?: number;
 }
 
-interface Request {
+interface Request extends CoProcessJob<CommandResult> {
   readonly command: string;
-  readonly args: readonly string[];
-  readonly input: string;
-  readonly resolve: (result: CommandResult) => void;
-  readonly reject: (error: unknown) => void;
+  /** What the shell is given: see `requestScript`. */
+  readonly script: string;
+  /** Ends the line that tells the request is done. */
+  readonly marker: string;
 }
 
 /** The running shell and what it has printed for the request in flight. */
-interface CoProcess {
-  readonly child: ChildProcessWithoutNullStreams;
+interface Shell extends CoProcess {
   /** Its stdout since the request in flight was sent: the command's stderr, then our marker line. */
   output: string;
   /** The last few KB of the shell's own stderr (syntax errors, "not found"), for error messages. */
   shellErrors: string;
-  /** Set on its exit: requests from then on go to a new shell. */
-  exited: boolean;
-  /** Resolves once it has exited (reaped by Node), or failed to start. */
-  readonly gone: Promise<void>;
 }
 
 const SHELL_ERRORS_KEPT = 4096;
@@ -87,29 +82,15 @@ export function resultOf(status: number, stderr: string): CommandResult {
  * The command's stdout is discarded (iptables-restore --noflush prints nothing on success), so
  * this is for commands whose answer is their status and stderr. If the shell dies, the request
  * in flight fails (whether its command ran is unknown, as when a spawned command is killed)
- * and the next one starts a new shell. Node reaps the shell and the shell reaps its commands,
- * so nothing is left as a zombie. The shell is unreferenced while idle, so it never keeps the
- * service alive; it exits on EOF when we close it or when our process dies, and `close()`
- * SIGKILLs it if it does not. It runs in its own session (detached), so a Ctrl-C meant for the
- * service does not kill the command of a call that the graceful shutdown lets finish.
+ * and the next one starts a new shell; the shell reaps its commands. Its lifetime (idle,
+ * detached, closed at EOF or SIGKILLed) is CoProcessQueue's.
  */
-export class CommandLauncher {
-  private readonly shell: string;
-  private readonly closeGraceMs: number;
+export class CommandLauncher extends CoProcessQueue<Request, Shell> {
   private readonly nonce = randomBytes(9).toString("hex");
-  private readonly queue: Request[] = [];
-  /** Resolved when the queue is empty and nothing is in flight (for `close()`). */
-  private idleWaiters: (() => void)[] = [];
-  private current: CoProcess | undefined;
-  private inFlight: Request | undefined;
-  /** The shell the request in flight was written to. */
-  private inFlightOn: CoProcess | undefined;
   private sequence = 0;
-  private closed = false;
 
   constructor(options: CommandLauncherOptions = {}) {
-    this.shell = options.shell ?? "/bin/sh";
-    this.closeGraceMs = options.closeGraceMs ?? 2000;
+    super({ command: options.shell ?? "/bin/sh", args: ["-s"], closeGraceMs: options.closeGraceMs });
   }
 
   /**
@@ -123,130 +104,56 @@ export class CommandLauncher {
    */
   run(command: string, args: readonly string[], input = ""): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
-      if (this.closed) {
-        reject(new Error(`the command launcher is closed; cannot run ${command}`));
+      const marker = `${this.nonce}-${++this.sequence}`;
+      let script: string;
+      try {
+        script = requestScript(command, args, input, marker);
+      } catch (error) {
+        reject(error);
         return;
       }
-      this.queue.push({ command, args, input, resolve, reject });
-      this.next();
+      this.enqueue({ command, script, marker, resolve, reject }, () => new Error(`the command launcher is closed; cannot run ${command}`));
     });
   }
 
-  /** The shell's pid while one runs (for tests and diagnostics). */
-  get pid(): number | undefined {
-    return this.current?.exited === false ? this.current.child.pid : undefined;
+  protected override attach(co: CoProcess): Shell {
+    return Object.assign(co, { output: "", shellErrors: "" });
   }
 
-  /**
-   * Refuses new requests, lets the queued ones finish, then closes the shell's stdin (it exits
-   * at EOF) and SIGKILLs it if it is still there after the grace period.
-   */
-  async close(): Promise<void> {
-    this.closed = true;
-    if (this.inFlight !== undefined || this.queue.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    const co = this.current;
-    if (co === undefined) return;
-    // Referenced again, so that the process waits for the shell instead of exiting under it.
-    this.setReferenced(true);
-    co.child.stdin.end();
-    const timer = setTimeout(() => co.child.kill("SIGKILL"), this.closeGraceMs);
-    await co.gone;
-    clearTimeout(timer);
+  protected override start(request: Request, shell: Shell): void {
+    shell.output = "";
+    shell.child.stdin.write(request.script);
   }
 
-  private next(): void {
-    if (this.inFlight !== undefined) return;
-    const request = this.queue.shift();
-    if (request === undefined) {
-      this.setReferenced(false);
-      for (const resolve of this.idleWaiters.splice(0)) resolve();
+  protected override onStdout(shell: Shell, chunk: string): void {
+    shell.output += chunk;
+    const request = this.jobOn(shell);
+    if (request === undefined) return;
+    const response = parseResponse(shell.output, request.marker);
+    if (response === undefined) return;
+    shell.output = "";
+    const { status, stderr } = response;
+    if (status === 127 || status === 126) {
+      const code = status === 127 ? "ENOENT" : "EACCES";
+      const why = stderr.trim() || `exit status ${status}`;
+      this.settle(shell, (r) => r.reject(Object.assign(new Error(`cannot run ${r.command}: ${why}`), { code })));
       return;
     }
-    this.inFlight = request;
-    const marker = `${this.nonce}-${++this.sequence}`;
-    let co: CoProcess;
-    let script: string;
-    try {
-      script = requestScript(request.command, request.args, request.input, marker);
-      co = this.coProcess();
-    } catch (error) {
-      this.settle((r) => r.reject(error));
-      return;
-    }
-    co.output = "";
-    this.inFlightOn = co;
-    this.setReferenced(true);
-    const onData = () => {
-      const response = parseResponse(co.output, marker);
-      if (response === undefined) return;
-      co.child.stdout.off("data", onData);
-      co.output = "";
-      const { status, stderr } = response;
-      if (status === 127 || status === 126) {
-        const code = status === 127 ? "ENOENT" : "EACCES";
-        const why = stderr.trim() || `exit status ${status}`;
-        this.settle((r) => r.reject(Object.assign(new Error(`cannot run ${request.command}: ${why}`), { code })));
-        return;
-      }
-      this.settle((r) => r.resolve(resultOf(status, stderr)));
-    };
-    co.child.stdout.on("data", onData);
-    co.child.stdin.write(script);
+    this.settle(shell, (r) => r.resolve(resultOf(status, stderr)));
   }
 
-  private settle(outcome: (request: Request) => void): void {
-    const request = this.inFlight;
-    this.inFlight = undefined;
-    this.inFlightOn = undefined;
-    if (request !== undefined) outcome(request);
-    this.next();
+  protected override onStderr(shell: Shell, chunk: string): void {
+    shell.shellErrors = (shell.shellErrors + chunk).slice(-SHELL_ERRORS_KEPT);
   }
 
-  /** The live shell, started on first use and again after it died. */
-  private coProcess(): CoProcess {
-    if (this.current !== undefined && !this.current.exited) return this.current;
-    const child = spawn(this.shell, ["-s"], { stdio: ["pipe", "pipe", "pipe"], detached: true });
-    let markGone!: () => void;
-    const co: CoProcess = { child, output: "", shellErrors: "", exited: false, gone: new Promise((resolve) => (markGone = resolve)) };
-    this.current = co;
-    child.stdout.setEncoding("utf8");
-    child.stderr.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => (co.output += chunk));
-    child.stderr.on("data", (chunk: string) => (co.shellErrors = (co.shellErrors + chunk).slice(-SHELL_ERRORS_KEPT)));
-    // EPIPE when the shell died with a request unwritten: "close" reports it.
-    child.stdin.on("error", () => undefined);
-    // From "exit" on, requests go to a new shell; close() needs no more than that either.
-    child.on("exit", () => {
-      co.exited = true;
-      markGone();
-    });
-    let reported = false;
-    const gone = (why: string) => {
-      co.exited = true;
-      if (reported) return;
-      reported = true;
-      if (this.current === co) this.current = undefined;
-      markGone();
-      // "close" comes after the last of stdout was read: a request whose status line made it
-      // out has been settled by then, and only one that really did not finish is failed.
-      if (this.inFlight === undefined || this.inFlightOn !== co) return;
-      const { command } = this.inFlight;
-      const detail = co.shellErrors.trim();
-      this.settle((r) => r.reject(new Error(`the command launcher (${this.shell}) ${why} while running ${command}${detail === "" ? "" : `: ${detail}`}`)));
-    };
-    child.on("error", (error) => gone(`failed (${error.message})`));
-    child.on("close", (code, signal) => gone(signal === null ? `exited with code ${code}` : `was killed by ${signal}`));
-    return co;
-  }
-
-  /** Lets the service exit while the shell idles; keeps the event loop alive while a request runs. */
-  private setReferenced(referenced: boolean): void {
-    const co = this.current;
-    if (co === undefined) return;
-    for (const handle of [co.child, co.child.stdin, co.child.stdout, co.child.stderr]) {
-      const target = handle as unknown as { ref?: () => void; unref?: () => void };
-      if (referenced) target.ref?.();
-      else target.unref?.();
-    }
+  protected override ended(request: Request, shell: Shell, end: CoProcessEnd): void {
+    const why =
+      "error" in end
+        ? `failed (${end.error.message})`
+        : end.signal === null
+          ? `exited with code ${end.exitCode}`
+          : `was killed by ${end.signal}`;
+    const detail = shell.shellErrors.trim();
+    request.reject(new Error(`the command launcher (${this.command}) ${why} while running ${request.command}${detail === "" ? "" : `: ${detail}`}`));
   }
 }

@@ -16,8 +16,8 @@ export interface ConntrackFilter {
 
 /**
  * Runs the conntrack tool. Deletions, on the path of UDP creates and destroys, go through the
- * same long-lived shell as iptables-restore (CommandLauncher): a spawn from Node would fork the
- * whole service and block its event loop for milliseconds.
+ * long-lived shell shared with iptables-restore's execs on the legacy backend (CommandLauncher):
+ * a spawn from Node would fork the whole service and block its event loop for milliseconds.
  */
 export class Conntrack {
   private readonly launcher: Pick<CommandLauncher, "run">;

@@ -49,7 +49,8 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR);
   const rtnetlink = Rtnetlink.open();
   const sockDiag = SockDiag.open();
-  // One co-process runs every command of the hot path: iptables-restore, and conntrack for UDP.
+  // One co-process runs every command of the hot path but nf_tables' iptables-restore, which
+  // has a long-lived process of its own (RestoreSession): conntrack for UDP, legacy's iptables-restore.
   const launcher = new CommandLauncher();
   const iptables = new Iptables({ ...options.iptables, launcher, ...(observer === undefined ? {} : { observer }) });
   const portPolicy = new PortPolicy(options.portPolicy ?? { ...DEFAULT_HOST_PORTS, reserved: [] });

@@ -1,42 +1,8 @@
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import test from "ava";
+import { fakeIptablesRestore as fakeRestore } from "../../test/helpers/fake-iptables-restore.js";
 import { Iptables } from "./iptables.js";
 import { NetworkError } from "./network-error.js";
-
-/**
- * A stand-in for iptables-restore: records its arguments and input, counts its runs, and
- * fails the way the real one does when the input asks it to.
- */
-function fakeRestore(t: { teardown: (fn: () => void) => void }) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rikt-iptables-"));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const command = path.join(dir, "iptables-restore");
-  fs.writeFileSync(
-    command,
-    `#!/bin/sh
-printf '%s\\n' "$*" > "${dir}/args"
-cat > "${dir}/input"
-echo run >> "${dir}/runs"
-if grep -q LOCKED "${dir}/input"; then echo "Another app is currently holding the xtables lock." >&2; exit 4; fi
-if grep -q BAD "${dir}/input"; then echo "iptables-restore: line 2 failed: Bad rule (does a matching rule exist in that chain?)." >&2; exit 1; fi
-echo "ignored stdout"
-exit 0
-`,
-    { mode: 0o755 },
-  );
-  const save = path.join(dir, "iptables-save");
-  fs.writeFileSync(save, "#!/bin/sh\nprintf '*filter\\n:FORWARD ACCEPT [0:0]\\nCOMMIT\\n'\n", { mode: 0o755 });
-  const read = (name: string) => (fs.existsSync(path.join(dir, name)) ? fs.readFileSync(path.join(dir, name), "utf8") : "");
-  return {
-    command,
-    save,
-    args: () => read("args"),
-    input: () => read("input"),
-    runs: () => read("runs").split("\n").filter(Boolean).length,
-  };
-}
 
 function observed() {
   const calls: boolean[] = [];
@@ -107,4 +73,56 @@ test("close refuses later batches", async (t) => {
   await iptables.restore("*filter\nCOMMIT\n");
   await iptables.close();
   await t.throwsAsync(iptables.restore("*filter\nCOMMIT\n"), { instanceOf: NetworkError, message: /closed/ });
+});
+
+test("with session: true, restores go to one long-lived iptables-restore --noflush --verbose", async (t) => {
+  const fake = fakeRestore(t);
+  const { calls, observer } = observed();
+  const iptables = new Iptables({ restoreCommand: fake.command, session: true, observer });
+  t.teardown(() => iptables.close());
+  await iptables.restore("*filter\n-A RIKLET-FORWARD -s 10.220.0.2/32 -j ACCEPT\nCOMMIT\n");
+  await iptables.restore("*nat\n-A RIKLET-PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 10.220.0.2:80\nCOMMIT\n");
+  t.is(fake.runs(), 1, "one process for both batches");
+  t.is(fake.args(), "--noflush --verbose\n");
+  t.regex(fake.input(), /^\*filter\n-A RIKLET-FORWARD .*\nCOMMIT\n# rik-ack \S+ 1\n\*nat\n-A RIKLET-PREROUTING .*\nCOMMIT\n# rik-ack \S+ 2\n$/);
+  t.deepEqual(calls, [true, true]);
+  await iptables.close();
+  t.false(fs.existsSync(`/proc/${fake.pids()[0]}`), "close() ends the process");
+});
+
+test("with session: true, a refused batch fails with the line number within the batch, and the next one runs", async (t) => {
+  const fake = fakeRestore(t);
+  const iptables = new Iptables({ restoreCommand: fake.command, session: true, lockRetries: 2 });
+  t.teardown(() => iptables.close());
+  await iptables.restore("*filter\n-A FORWARD -j ACCEPT\nCOMMIT\n");
+  const error = await t.throwsAsync(iptables.restore("*filter\n-D BAD\nCOMMIT\n"), { instanceOf: NetworkError });
+  t.is(error!.message, `${fake.command} failed: iptables-restore: line 2 failed: Bad rule (does a matching rule exist in that chain?).`);
+  await t.throwsAsync(iptables.restore("*filter\n# LOCKED\nCOMMIT\n"), { message: /holding the xtables lock/ });
+  await iptables.restore("*filter\nCOMMIT\n");
+  t.is(fake.runs(), 3, "a new process after each failure, and no retry on the lock message");
+});
+
+test("without the session option, the session is used when iptables-restore --version says nf_tables", async (t) => {
+  const nft = fakeRestore(t, { backend: "nf_tables" });
+  const legacy = fakeRestore(t);
+  for (const [fake, args] of [
+    [nft, "--noflush --verbose\n"],
+    [legacy, "--noflush --wait 5\n"],
+  ] as const) {
+    const iptables = new Iptables({ restoreCommand: fake.command });
+    t.teardown(() => iptables.close());
+    await Promise.all([iptables.restore("*filter\nCOMMIT\n"), iptables.restore("*nat\nCOMMIT\n")]);
+    t.is(fake.args(), args);
+    t.is(fake.runs(), fake === nft ? 1 : 2);
+  }
+});
+
+test("with session: false, iptables-restore is exec'd for each batch without asking for its version", async (t) => {
+  const fake = fakeRestore(t, { backend: "nf_tables" });
+  const iptables = new Iptables({ restoreCommand: fake.command, session: false });
+  t.teardown(() => iptables.close());
+  await iptables.restore("*filter\nCOMMIT\n");
+  await iptables.restore("*filter\nCOMMIT\n");
+  t.is(fake.args(), "--noflush --wait 5\n");
+  t.is(fake.runs(), 2);
 });

@@ -1,6 +1,7 @@
 import { NetworkError } from "./network-error.js";
 import type { NetworkObserver } from "./network-observer.js";
 import { CommandLauncher } from "./command-launcher.js";
+import { RestoreSession } from "./restore-session.js";
 import { runCommand, type CommandResult } from "./run-command.js";
 
 export interface IptablesOptions {
@@ -17,6 +18,11 @@ export interface IptablesOptions {
   readonly launcherShell?: string;
   /** The co-process to run iptables-restore in, shared with other commands of the hot path; closed by `close()`. */
   readonly launcher?: CommandLauncher;
+  /**
+   * Whether batches go to one long-lived iptables-restore (RestoreSession) instead of an exec
+   * each. Default: when `restoreCommand --version` says nf_tables, checked at the first restore.
+   */
+  readonly session?: boolean;
 }
 
 const LOCK_CONTENTION = /xtables lock|holding the lock|Resource temporarily unavailable/i;
@@ -42,10 +48,12 @@ async function run(command: string, exec: () => Promise<CommandResult>): Promise
 }
 
 /**
- * Runs iptables-restore and iptables-save; one exec per call. iptables-restore, on the path of
- * every create and destroy, is exec'd by a long-lived shell (CommandLauncher) rather than
- * spawned from Node, which saves the fork of the whole service each time; iptables-save, run
- * by reconciles only, is spawned, as it needs its stdout.
+ * Runs iptables-restore and iptables-save. iptables-restore, on the path of every create and
+ * destroy, is never spawned from Node per call, which would fork the whole service each time:
+ * with the nf_tables backend, the batches are written to one long-lived iptables-restore
+ * (RestoreSession), which saves the exec too; with the legacy backend, whose iptables-restore
+ * holds the xtables lock for as long as it runs, each batch is an exec by a long-lived shell
+ * (CommandLauncher). iptables-save, run by reconciles only, is spawned, as it needs its stdout.
  */
 export class Iptables {
   private readonly restoreCommand: string;
@@ -54,6 +62,10 @@ export class Iptables {
   private readonly lockRetries: number;
   private readonly observer: NetworkObserver;
   private readonly launcher: CommandLauncher;
+  /** Undefined when `session: false`; otherwise used if `useSession` says so. */
+  private readonly session: RestoreSession | undefined;
+  /** Whether restores go through `session`: given, or once the first restore has asked iptables. */
+  private useSession: Promise<boolean> | undefined;
 
   constructor(options: IptablesOptions = {}) {
     this.restoreCommand = options.restoreCommand ?? "iptables-restore";
@@ -62,6 +74,10 @@ export class Iptables {
     this.lockRetries = options.lockRetries ?? 3;
     this.observer = options.observer ?? {};
     this.launcher = options.launcher ?? new CommandLauncher(options.launcherShell === undefined ? {} : { shell: options.launcherShell });
+    // Created even before the backend is known, so that close() refuses later batches either
+    // way; it starts no process until its first batch.
+    this.session = options.session === false ? undefined : new RestoreSession({ restoreCommand: this.restoreCommand });
+    if (options.session !== undefined) this.useSession = Promise.resolve(options.session);
   }
 
   /**
@@ -70,22 +86,46 @@ export class Iptables {
    * earlier ones stay applied (RestoreBatcher deals with that). A batch that lost the race for
    * the xtables lock (legacy backend) is retried a bounded number of times.
    *
-   * Equivalent to: `iptables-restore --noflush --wait 5 < batch`
+   * Equivalent to: `iptables-restore --noflush --wait 5 < batch` (legacy backend), or the
+   * batch written to a running `iptables-restore --noflush --verbose` (nf_tables, see
+   * RestoreSession).
    */
   async restore(batch: string): Promise<void> {
     if (batch === "") return;
     const startedAt = performance.now();
+    const session = (await this.sessionInUse()) ? this.session : undefined;
     for (let attempt = 0; ; attempt++) {
       const args = ["--noflush", "--wait", String(this.lockWaitSeconds)];
-      const result = await run(this.restoreCommand, () => this.launcher.run(this.restoreCommand, args, batch));
+      const result = await run(this.restoreCommand, () =>
+        // The launcher ends a last line left open; a session would refuse it.
+        session === undefined ? this.launcher.run(this.restoreCommand, args, batch) : session.run(batch.endsWith("\n") ? batch : `${batch}\n`),
+      );
       if (result.exitCode === 0) {
         this.observer.iptablesRestore?.((performance.now() - startedAt) / 1000, true);
         return;
       }
-      if (attempt < this.lockRetries && LOCK_CONTENTION.test(result.stderr)) continue;
+      if (session === undefined && attempt < this.lockRetries && LOCK_CONTENTION.test(result.stderr)) continue;
       this.observer.iptablesRestore?.((performance.now() - startedAt) / 1000, false);
       throw failed(this.restoreCommand, result);
     }
+  }
+
+  /**
+   * Whether restores go through the session. A failed check (iptables missing) is not kept:
+   * the next restore asks again.
+   *
+   * Equivalent to: `iptables-restore --version | grep -q nf_tables`
+   */
+  private sessionInUse(): Promise<boolean> {
+    if (this.session === undefined) return Promise.resolve(false);
+    this.useSession ??= run(this.restoreCommand, () => runCommand(this.restoreCommand, ["--version"])).then(
+      (result) => result.exitCode === 0 && result.stdout.includes("nf_tables"),
+      (error: unknown) => {
+        this.useSession = undefined;
+        throw error;
+      },
+    );
+    return this.useSession;
   }
 
   /** Equivalent to: `iptables-save` */
@@ -96,10 +136,11 @@ export class Iptables {
   }
 
   /**
-   * Lets a restore in progress finish, then stops the co-process. Without it the co-process
-   * still ends with the service (EOF on its stdin), but only when the service exits.
+   * Lets a restore in progress finish, then stops the co-processes (the launcher's shell and
+   * the session's iptables-restore). Without it they still end with the service (EOF on their
+   * stdin), but only when the service exits.
    */
-  close(): Promise<void> {
-    return this.launcher.close();
+  async close(): Promise<void> {
+    await Promise.all([this.launcher.close(), this.session?.close()]);
   }
 }
