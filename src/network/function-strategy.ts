@@ -1,6 +1,7 @@
 import type { Logger } from "../logger.js";
 import { AddressPool } from "./address-pool.js";
 import { faultPoint } from "./fault-point.js";
+import { mark } from "../timing.js";
 import type { FunctionNetwork, InstanceNetwork, PortMapping } from "./instance-network.js";
 import { guestMacFor, tapNameFor } from "./instance-naming.js";
 import type { Iptables } from "./iptables.js";
@@ -133,7 +134,12 @@ export class FunctionStrategy implements WorkloadStrategy {
 
   async setupNode(): Promise<void> {
     const { rtnetlink, pool } = this.options;
-    const [links, addresses, routes] = [await rtnetlink.linkList(), await rtnetlink.addrList(), await rtnetlink.routeList()];
+    const links = await rtnetlink.linkList();
+    mark("setup linkList");
+    const addresses = await rtnetlink.addrList();
+    mark("setup addrList");
+    const routes = await rtnetlink.routeList();
+    mark("setup routeList");
     const conflicts = findPoolConflicts(pool, { links, addresses, routes });
     if (conflicts.length > 0) {
       throw new NetworkError(
@@ -141,7 +147,9 @@ export class FunctionStrategy implements WorkloadStrategy {
         `address pool ${pool.toString()} overlaps the host's ${conflicts.join(", ")}; choose another --pool`,
       );
     }
+    mark("setup conflicts");
     await this.options.conntrack.available();
+    mark("setup conntrack");
     sysctlSet("net.ipv4.ip_forward", "1");
     if (this.options.mtu === "auto") {
       const route = routes.find((r) => r.prefixLength === 0 && r.index !== undefined);
@@ -346,7 +354,15 @@ export class FunctionStrategy implements WorkloadStrategy {
 
   async reconcile(networks: readonly InstanceNetwork[]): Promise<Record<string, number>> {
     const { rtnetlink, iptables } = this.options;
-    const [links, addresses, saved] = [await rtnetlink.linkList(), await rtnetlink.addrList(), parseIptablesSave(await iptables.save())];
+    mark("rec begin");
+    const links = await rtnetlink.linkList();
+    mark("rec linkList");
+    const addresses = await rtnetlink.addrList();
+    mark("rec addrList");
+    const text = await iptables.save();
+    mark("rec iptables-save");
+    const saved = parseIptablesSave(text);
+    mark("rec parse");
     const plan = planReconcile(
       {
         taps: networks.map((network): DesiredTap => functionOf(network)),
@@ -357,6 +373,7 @@ export class FunctionStrategy implements WorkloadStrategy {
       },
       { links, addresses, saved },
     );
+    mark("rec plan");
     for (const tap of plan.createTaps) await this.addTap(tap);
     for (const { tap, index, addAddress, setUp } of plan.repairTaps) {
       if (addAddress) await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
@@ -369,9 +386,12 @@ export class FunctionStrategy implements WorkloadStrategy {
       const link = linkByName.get(functionOf(network).tapName);
       if (link?.kind === "tun" && link.routeLocalnet !== this.options.localhost && this.setRouteLocalnet(link.name)) localnetRepaired++;
     }
+    mark("rec localnet");
     await this.rules.submit(plan.rules);
+    mark("rec restore");
     for (const address of plan.removeAddresses) await rtnetlink.addrDel(address.index, address.address, address.prefixLength);
     await Promise.all(plan.deleteTaps.map((tapName) => this.deleteTap(tapName)));
+    mark("rec deletes");
     const actions = planActions(plan);
     return localnetRepaired === 0 ? actions : { ...actions, route_localnet_repaired: localnetRepaired };
   }
