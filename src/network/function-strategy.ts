@@ -23,7 +23,7 @@ import { findPoolConflicts } from "./pool-conflicts.js";
 import type { PortPolicy } from "./port-policy.js";
 import { planActions, planReconcile, type DesiredTap } from "./reconcile-plan.js";
 import { RestoreBatcher } from "./restore-batcher.js";
-import type { Rtnetlink } from "./rtnetlink.js";
+import type { AddressInfo, LinkInfo, Rtnetlink } from "./rtnetlink.js";
 import type { SockDiag } from "./sock-diag.js";
 import { sysctlSet } from "./sysctl.js";
 import { TapDeleter } from "./tap-deleter.js";
@@ -108,6 +108,8 @@ export class FunctionStrategy implements WorkloadStrategy {
   private mtu: number;
   /** Which instance owns each TAP name, to refuse the (unlikely) hash collision. */
   private readonly taps = new Map<string, string>();
+  /** What setupNode read for the reconcile that follows it at start; taken by that reconcile. */
+  private startState: { links: LinkInfo[]; addresses: AddressInfo[]; saved: Promise<string> } | undefined;
 
   constructor(options: FunctionStrategyOptions) {
     this.options = options;
@@ -133,7 +135,13 @@ export class FunctionStrategy implements WorkloadStrategy {
   }
 
   async setupNode(): Promise<void> {
-    const { rtnetlink, pool } = this.options;
+    const { rtnetlink, pool, iptables } = this.options;
+    // Both run in processes of their own: started first, they overlap the dumps here and the
+    // store load that follows, which keep this thread busy (on 2 cores, ~100 ms less at 5000).
+    const saved = iptables.save();
+    saved.catch(() => undefined); // awaited by the start reconcile; setupNode may throw first
+    const conntrack = this.options.conntrack.available();
+    conntrack.catch(() => undefined); // awaited below
     const links = await rtnetlink.linkList();
     mark("setup linkList");
     const addresses = await rtnetlink.addrList();
@@ -148,9 +156,12 @@ export class FunctionStrategy implements WorkloadStrategy {
       );
     }
     mark("setup conflicts");
-    await this.options.conntrack.available();
+    await conntrack;
     mark("setup conntrack");
     sysctlSet("net.ipv4.ip_forward", "1");
+    // The reconcile at start comes next, with nothing served in between: nothing of ours can
+    // change links or addresses before it, so it takes these dumps rather than repeating them.
+    this.startState = { links, addresses, saved };
     if (this.options.mtu === "auto") {
       const route = routes.find((r) => r.prefixLength === 0 && r.index !== undefined);
       const link = links.find((l) => l.index === route?.index);
@@ -355,11 +366,13 @@ export class FunctionStrategy implements WorkloadStrategy {
   async reconcile(networks: readonly InstanceNetwork[]): Promise<Record<string, number>> {
     const { rtnetlink, iptables } = this.options;
     mark("rec begin");
-    const links = await rtnetlink.linkList();
+    const start = this.startState;
+    this.startState = undefined;
+    const links = start?.links ?? (await rtnetlink.linkList());
     mark("rec linkList");
-    const addresses = await rtnetlink.addrList();
+    const addresses = start?.addresses ?? (await rtnetlink.addrList());
     mark("rec addrList");
-    const text = await iptables.save();
+    const text = await (start?.saved ?? iptables.save());
     mark("rec iptables-save");
     const saved = parseIptablesSave(text);
     mark("rec parse");
