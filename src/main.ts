@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 import { runCli } from "./cli/index.js";
-import { mark } from "./timing.js";
-mark("imports");
 
 // Deprecation warnings are for this program's developers, not for whoever reads its
 // stderr (grpc-js triggers one for every TLS connection to an IP address).

@@ -11,7 +11,6 @@ import {
   type SocketGroup,
 } from "../server/index.js";
 import { sdNotify } from "../systemd/index.js";
-import { mark, marks } from "../timing.js";
 
 function errorFields(error: unknown): { error: string; stack?: string } {
   return error instanceof Error ? { error: error.message, stack: error.stack } : { error: String(error) };
@@ -52,9 +51,7 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
     return fatal(logger, "cannot serve with this configuration", error);
   }
 
-  mark("claimed");
   const metrics = createMetrics();
-  mark("metrics");
   let metricsServer: MetricsServer | undefined;
   if (config.metricsListen !== undefined) {
     try {
@@ -84,7 +81,6 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
     await closeMetrics();
     return fatal(logger, "cannot set up the network plane", error);
   }
-  mark("plane");
   metrics.observePlane(plane);
 
   const server = createServer({
@@ -98,15 +94,12 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
   });
   let addresses: Awaited<ReturnType<typeof server.start>>;
   try {
-    mark("server created");
     addresses = await server.start();
-    mark("server started");
   } catch (error) {
     await plane.close();
     await closeMetrics();
     return fatal(logger, "cannot start the gRPC server", error);
   }
-  logger.info("timing", { marks, cpu_ms: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000) });
   logger.info("ready", {
     socket_path: addresses.socketPath,
     socket_group: socketGroup?.name,

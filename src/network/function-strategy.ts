@@ -1,7 +1,6 @@
 import type { Logger } from "../logger.js";
 import { AddressPool } from "./address-pool.js";
 import { faultPoint } from "./fault-point.js";
-import { mark } from "../timing.js";
 import type { FunctionNetwork, InstanceNetwork, PortMapping } from "./instance-network.js";
 import { guestMacFor, tapNameFor } from "./instance-naming.js";
 import type { Iptables } from "./iptables.js";
@@ -143,11 +142,8 @@ export class FunctionStrategy implements WorkloadStrategy {
     const conntrack = this.options.conntrack.available();
     conntrack.catch(() => undefined); // awaited below
     const links = await rtnetlink.linkList();
-    mark("setup linkList");
     const addresses = await rtnetlink.addrList();
-    mark("setup addrList");
     const routes = await rtnetlink.routeList();
-    mark("setup routeList");
     const conflicts = findPoolConflicts(pool, { links, addresses, routes });
     if (conflicts.length > 0) {
       throw new NetworkError(
@@ -155,9 +151,7 @@ export class FunctionStrategy implements WorkloadStrategy {
         `address pool ${pool.toString()} overlaps the host's ${conflicts.join(", ")}; choose another --pool`,
       );
     }
-    mark("setup conflicts");
     await conntrack;
-    mark("setup conntrack");
     sysctlSet("net.ipv4.ip_forward", "1");
     // The reconcile at start comes next, with nothing served in between: nothing of ours can
     // change links or addresses before it, so it takes these dumps rather than repeating them.
@@ -365,17 +359,12 @@ export class FunctionStrategy implements WorkloadStrategy {
 
   async reconcile(networks: readonly InstanceNetwork[]): Promise<Record<string, number>> {
     const { rtnetlink, iptables } = this.options;
-    mark("rec begin");
     const start = this.startState;
     this.startState = undefined;
     const links = start?.links ?? (await rtnetlink.linkList());
-    mark("rec linkList");
     const addresses = start?.addresses ?? (await rtnetlink.addrList());
-    mark("rec addrList");
     const text = await (start?.saved ?? iptables.save());
-    mark("rec iptables-save");
     const saved = parseIptablesSave(text);
-    mark("rec parse");
     const plan = planReconcile(
       {
         taps: networks.map((network): DesiredTap => functionOf(network)),
@@ -386,7 +375,6 @@ export class FunctionStrategy implements WorkloadStrategy {
       },
       { links, addresses, saved },
     );
-    mark("rec plan");
     for (const tap of plan.createTaps) await this.addTap(tap);
     for (const { tap, index, addAddress, setUp } of plan.repairTaps) {
       if (addAddress) await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
@@ -399,12 +387,9 @@ export class FunctionStrategy implements WorkloadStrategy {
       const link = linkByName.get(functionOf(network).tapName);
       if (link?.kind === "tun" && link.routeLocalnet !== this.options.localhost && this.setRouteLocalnet(link.name)) localnetRepaired++;
     }
-    mark("rec localnet");
     await this.rules.submit(plan.rules);
-    mark("rec restore");
     for (const address of plan.removeAddresses) await rtnetlink.addrDel(address.index, address.address, address.prefixLength);
     await Promise.all(plan.deleteTaps.map((tapName) => this.deleteTap(tapName)));
-    mark("rec deletes");
     const actions = planActions(plan);
     return localnetRepaired === 0 ? actions : { ...actions, route_localnet_repaired: localnetRepaired };
   }

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Logger } from "../logger.js";
 import { faultPoint } from "./fault-point.js";
-import { mark } from "../timing.js";
 import type { ApplyRequest, InstanceNetwork, InstanceStatus } from "./instance-network.js";
 import { validateInstanceId } from "./instance-id.js";
 import type { InstanceRecord, InstanceStore } from "./instance-store.js";
@@ -53,18 +52,12 @@ export class NetworkManager {
   /** Prepares the node, loads the store and makes the kernel match it, before anything is served. */
   async start(): Promise<void> {
     const { registry, store, resyncIntervalMs } = this.options;
-    mark("manager start");
     for (const strategy of registry.strategies) await strategy.setupNode();
-    mark("setupNode");
-    const loaded = store.load();
-    mark("store load");
-    for (const record of loaded) {
+    for (const record of store.load()) {
       registry.resolve(record.kind).restore(record.network);
       this.records.set(record.instanceId, record);
     }
-    mark("restore");
     await this.reconcile("start");
-    mark("reconcile");
     if (resyncIntervalMs !== undefined && resyncIntervalMs > 0) {
       this.resyncTimer = setInterval(() => {
         this.reconcile("resync").catch((error: unknown) =>
