@@ -22,7 +22,7 @@ import { findPoolConflicts } from "./pool-conflicts.js";
 import type { PortPolicy } from "./port-policy.js";
 import { planActions, planReconcile, type DesiredTap } from "./reconcile-plan.js";
 import { RestoreBatcher } from "./restore-batcher.js";
-import type { Rtnetlink } from "./rtnetlink.js";
+import type { AddressInfo, LinkInfo, Rtnetlink } from "./rtnetlink.js";
 import type { SockDiag } from "./sock-diag.js";
 import { sysctlSet } from "./sysctl.js";
 import { TapDeleter } from "./tap-deleter.js";
@@ -107,6 +107,8 @@ export class FunctionStrategy implements WorkloadStrategy {
   private mtu: number;
   /** Which instance owns each TAP name, to refuse the (unlikely) hash collision. */
   private readonly taps = new Map<string, string>();
+  /** What setupNode read for the reconcile that follows it at start; taken by that reconcile. */
+  private startState: { links: LinkInfo[]; addresses: AddressInfo[]; saved: Promise<string> } | undefined;
 
   constructor(options: FunctionStrategyOptions) {
     this.options = options;
@@ -132,8 +134,16 @@ export class FunctionStrategy implements WorkloadStrategy {
   }
 
   async setupNode(): Promise<void> {
-    const { rtnetlink, pool } = this.options;
-    const [links, addresses, routes] = [await rtnetlink.linkList(), await rtnetlink.addrList(), await rtnetlink.routeList()];
+    const { rtnetlink, pool, iptables } = this.options;
+    // Both run in processes of their own: started first, they overlap the dumps here and the
+    // store load that follows, which keep this thread busy (on 2 cores, ~100 ms less at 5000).
+    const saved = iptables.save();
+    saved.catch(() => undefined); // awaited by the start reconcile; setupNode may throw first
+    const conntrack = this.options.conntrack.available();
+    conntrack.catch(() => undefined); // awaited below
+    const links = await rtnetlink.linkList();
+    const addresses = await rtnetlink.addrList();
+    const routes = await rtnetlink.routeList();
     const conflicts = findPoolConflicts(pool, { links, addresses, routes });
     if (conflicts.length > 0) {
       throw new NetworkError(
@@ -141,8 +151,11 @@ export class FunctionStrategy implements WorkloadStrategy {
         `address pool ${pool.toString()} overlaps the host's ${conflicts.join(", ")}; choose another --pool`,
       );
     }
-    await this.options.conntrack.available();
+    await conntrack;
     sysctlSet("net.ipv4.ip_forward", "1");
+    // The reconcile at start comes next, with nothing served in between: nothing of ours can
+    // change links or addresses before it, so it takes these dumps rather than repeating them.
+    this.startState = { links, addresses, saved };
     if (this.options.mtu === "auto") {
       const route = routes.find((r) => r.prefixLength === 0 && r.index !== undefined);
       const link = links.find((l) => l.index === route?.index);
@@ -348,7 +361,12 @@ export class FunctionStrategy implements WorkloadStrategy {
 
   async reconcile(networks: readonly InstanceNetwork[]): Promise<Record<string, number>> {
     const { rtnetlink, iptables } = this.options;
-    const [links, addresses, saved] = [await rtnetlink.linkList(), await rtnetlink.addrList(), parseIptablesSave(await iptables.save())];
+    const start = this.startState;
+    this.startState = undefined;
+    const links = start?.links ?? (await rtnetlink.linkList());
+    const addresses = start?.addresses ?? (await rtnetlink.addrList());
+    const text = await (start?.saved ?? iptables.save());
+    const saved = parseIptablesSave(text);
     const plan = planReconcile(
       {
         taps: networks.map((network): DesiredTap => functionOf(network)),

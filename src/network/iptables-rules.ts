@@ -226,7 +226,17 @@ export interface SavedRules {
 
 /** Quotes are optional around simple comments and iptables-save adds them only when needed. */
 export function ruleKey(rule: Rule): string {
-  return `${rule.table} ${rule.chain} ${rule.spec.replaceAll('"', "").replace(/\s+/g, " ").trim()}`;
+  return `${rule.table} ${rule.chain} ${normalSpec(rule.spec)}`;
+}
+
+/**
+ * The spec without quotes, its whitespace runs made single spaces. Reconcile keys every rule
+ * of the node (15000 calls at 5000 instances): a spec already normal, as nearly all are, is
+ * returned without the regex replace that made half of the plan's time.
+ */
+function normalSpec(spec: string): string {
+  const unquoted = spec.includes('"') ? spec.replaceAll('"', "") : spec;
+  return /\s\s|^\s|\s$|[^\S ]/.test(unquoted) ? unquoted.replace(/\s+/g, " ").trim() : unquoted;
 }
 
 export function chainKey(chain: Chain): string {

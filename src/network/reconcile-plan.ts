@@ -105,8 +105,14 @@ export function planReconcile(desired: DesiredState, observed: ObservedState): R
     .filter((chain) => isOurChainName(chain.name) && !ourChains.has(chainKey(chain)));
   const stale = new Set(staleChains.map(chainKey));
 
+  // Keyed once: `missing` below needs the keys again.
+  const keyOf = new Map<Rule, string>();
   const wanted = new Map<string, Rule>();
-  for (const rule of [...desired.jumps, ...desired.rules]) wanted.set(ruleKey(rule), rule);
+  for (const rule of [...desired.jumps, ...desired.rules]) {
+    const key = ruleKey(rule);
+    keyOf.set(rule, key);
+    wanted.set(key, rule);
+  }
   const seen = new Set<string>();
   const deleteRules: Rule[] = [];
   for (const rule of observed.saved.rules) {
@@ -117,7 +123,7 @@ export function planReconcile(desired: DesiredState, observed: ObservedState): R
     if (wanted.has(key) && !seen.has(key)) seen.add(key);
     else if (wanted.has(key) || isOurs(rule, ourChains)) deleteRules.push(rule);
   }
-  const missing = (rules: readonly Rule[]) => rules.filter((rule) => !seen.has(ruleKey(rule)));
+  const missing = (rules: readonly Rule[]) => rules.filter((rule) => !seen.has(keyOf.get(rule)!));
 
   return {
     createTaps,
