@@ -34,7 +34,7 @@ test("a refused batch fails with iptables-restore's own message", async (t) => {
   const { calls, observer } = observed();
   const iptables = new Iptables({ restoreCommand: fake.command, observer });
   t.teardown(() => iptables.close());
-  const error = await t.throwsAsync(iptables.restore("*filter\n-D BAD\nCOMMIT\n"), { instanceOf: NetworkError });
+  const error = await t.throwsAsync(iptables.restore("*filter\n-A BAD\nCOMMIT\n"), { instanceOf: NetworkError });
   t.is(error!.code, "internal");
   t.is(error!.message, `${fake.command} failed: iptables-restore: line 2 failed: Bad rule (does a matching rule exist in that chain?).`);
   t.deepEqual(calls, [false]);
@@ -95,11 +95,22 @@ test("with session: true, a refused batch fails with the line number within the 
   const iptables = new Iptables({ restoreCommand: fake.command, session: true, lockRetries: 2 });
   t.teardown(() => iptables.close());
   await iptables.restore("*filter\n-A FORWARD -j ACCEPT\nCOMMIT\n");
-  const error = await t.throwsAsync(iptables.restore("*filter\n-D BAD\nCOMMIT\n"), { instanceOf: NetworkError });
+  const error = await t.throwsAsync(iptables.restore("*filter\n-A BAD\nCOMMIT\n"), { instanceOf: NetworkError });
   t.is(error!.message, `${fake.command} failed: iptables-restore: line 2 failed: Bad rule (does a matching rule exist in that chain?).`);
   await t.throwsAsync(iptables.restore("*filter\n# LOCKED\nCOMMIT\n"), { message: /holding the xtables lock/ });
   await iptables.restore("*filter\nCOMMIT\n");
   t.is(fake.runs(), 3, "a new process after each failure, and no retry on the lock message");
+});
+
+test("with session: true, a batch that deletes is exec'd, so that its cleanup is not left to the next batch", async (t) => {
+  const fake = fakeRestore(t);
+  const iptables = new Iptables({ restoreCommand: fake.command, session: true });
+  t.teardown(() => iptables.close());
+  await iptables.restore("*nat\n-A RIKLET-P15 -p tcp --dport 8080 -j DNAT --to-destination 10.220.0.2:80\nCOMMIT\n");
+  await iptables.restore("*nat\n-D RIKLET-P15 -p tcp --dport 8080 -j DNAT --to-destination 10.220.0.2:80\nCOMMIT\n");
+  t.is(fake.args(), "--noflush --wait 5\n");
+  await iptables.restore("*nat\n-A RIKLET-P15 -p tcp --dport 8081 -j DNAT --to-destination 10.220.0.2:80\nCOMMIT\n");
+  t.is(fake.runs(), 2, "the session, one exec, then the same session");
 });
 
 test("without the session option, the session is used when iptables-restore --version says nf_tables", async (t) => {

@@ -1,7 +1,7 @@
 import { NetworkError } from "./network-error.js";
 import type { NetworkObserver } from "./network-observer.js";
 import { CommandLauncher } from "./command-launcher.js";
-import { RestoreSession } from "./restore-session.js";
+import { addsOnly, RestoreSession } from "./restore-session.js";
 import { runCommand, type CommandResult } from "./run-command.js";
 
 export interface IptablesOptions {
@@ -49,11 +49,12 @@ async function run(command: string, exec: () => Promise<CommandResult>): Promise
 
 /**
  * Runs iptables-restore and iptables-save. iptables-restore, on the path of every create and
- * destroy, is never spawned from Node per call, which would fork the whole service each time:
- * with the nf_tables backend, the batches are written to one long-lived iptables-restore
- * (RestoreSession), which saves the exec too; with the legacy backend, whose iptables-restore
- * holds the xtables lock for as long as it runs, each batch is an exec by a long-lived shell
- * (CommandLauncher). iptables-save, run by reconciles only, is spawned, as it needs its stdout.
+ * destroy, is never spawned from Node per call, which would fork the whole service each time.
+ * With the nf_tables backend, batches that only add (see `addsOnly`) are written to one
+ * long-lived iptables-restore (RestoreSession), which saves the exec too. The others, and
+ * every batch with the legacy backend (whose iptables-restore holds the xtables lock for as
+ * long as it runs), are exec'd by a long-lived shell (CommandLauncher). iptables-save, run by
+ * reconciles only, is spawned, as it needs its stdout.
  */
 export class Iptables {
   private readonly restoreCommand: string;
@@ -93,7 +94,8 @@ export class Iptables {
   async restore(batch: string): Promise<void> {
     if (batch === "") return;
     const startedAt = performance.now();
-    const session = (await this.sessionInUse()) ? this.session : undefined;
+    // Deletions are exec'd: the exiting process waits out their cleanup, not the next CREATE.
+    const session = (await this.sessionInUse()) && addsOnly(batch) ? this.session : undefined;
     for (let attempt = 0; ; attempt++) {
       const args = ["--noflush", "--wait", String(this.lockWaitSeconds)];
       const result = await run(this.restoreCommand, () =>

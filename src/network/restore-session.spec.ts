@@ -6,7 +6,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import test from "ava";
 import { fakeIptablesRestore } from "../../test/helpers/fake-iptables-restore.js";
-import { batchProblem, relativeLineNumbers, RestoreSession } from "./restore-session.js";
+import { addsOnly, batchProblem, relativeLineNumbers, RestoreSession } from "./restore-session.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -203,4 +203,13 @@ test("the real iptables-restore, in a throwaway network namespace: batches on on
     execFileSync("ip", ["netns", "del", ns]);
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("addsOnly: appends and inserts may go to a session; deletes, flushes and chain declarations may not", (t) => {
+  t.true(addsOnly(""));
+  t.true(addsOnly("*nat\n-A RIKLET-P15 -p tcp -j DNAT --to-destination 10.220.0.2:80\n# note\nCOMMIT\n*filter\n-I FORWARD 1 -j RIKLET-FORWARD\nCOMMIT\n"));
+  t.false(addsOnly("*nat\n-D RIKLET-P15 -p tcp -j DNAT --to-destination 10.220.0.2:80\nCOMMIT\n"));
+  t.false(addsOnly("*nat\n-F RIKLET\n-A RIKLET -j RETURN\nCOMMIT\n"));
+  t.false(addsOnly("*nat\n-X RIKLET-OLD\nCOMMIT\n"));
+  t.false(addsOnly("*nat\n:RIKLET - [0:0]\nCOMMIT\n"));
 });
