@@ -74,7 +74,7 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
       await measure("create: TAP ioctl (TUNSETIFF+TUNSETPERSIST)", () => tapAdd(instance.tapName));
       const linkIndex = await measure("create: rtnetlink link index", () => rtnetlink.linkIndex(instance.tapName));
       await measure("create: rtnetlink addr replace", () => rtnetlink.addrReplace(linkIndex, instance.hostIp, 30));
-      await measure("create: rtnetlink link up + mtu", () => rtnetlink.linkSetUp(linkIndex, 1500));
+      await measure("create: rtnetlink link up + mtu + route_localnet", () => rtnetlink.linkSetUp(linkIndex, { mtu: 1500, routeLocalnet: true }));
       await measure("create: iptables-restore append the DNAT", () => iptables.restore(renderRestore({ append: rules })));
       await measure("destroy: iptables-restore delete the DNAT", () => iptables.restore(renderRestore({ delete: rules })));
       await measure("destroy: rtnetlink link del", () => rtnetlink.linkDel(instance.tapName));

@@ -281,20 +281,20 @@ export class FunctionStrategy implements WorkloadStrategy {
   }
 
   /**
-   * Equivalent to: `ip tuntap add dev $tap mode tap vnet_hdr && sysctl -w net.ipv4.conf.$tap.route_localnet=1
-   * && ip addr add $host/30 dev $tap && ip link set $tap mtu $mtu up`
+   * Equivalent to: `ip tuntap add dev $tap mode tap vnet_hdr && ip addr add $host/30 dev $tap
+   * && ip link set $tap mtu $mtu up && sysctl -w net.ipv4.conf.$tap.route_localnet=1`
    */
   private async addTap(tap: DesiredTap): Promise<void> {
     const { rtnetlink } = this.options;
     await tapAdd(tap.tapName);
     faultPoint("create: TAP added");
-    this.setRouteLocalnet(tap.tapName);
-    // Independent requests on one socket: the link comes up while its index is looked up for the address.
+    // Independent requests on one socket: the link comes up (with its route_localnet) while its
+    // index is looked up for the address.
     const addressed = rtnetlink.linkIndex(tap.tapName).then(async (index) => {
       await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
       faultPoint("create: address added");
     });
-    await Promise.all([addressed, rtnetlink.linkSetUp(tap.tapName, tap.mtu)]);
+    await Promise.all([addressed, rtnetlink.linkSetUp(tap.tapName, { mtu: tap.mtu, routeLocalnet: this.options.localhost })]);
   }
 
   /**
@@ -380,7 +380,7 @@ export class FunctionStrategy implements WorkloadStrategy {
     for (const tap of plan.createTaps) await this.addTap(tap);
     for (const { tap, index, addAddress, setUp } of plan.repairTaps) {
       if (addAddress) await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
-      if (setUp) await rtnetlink.linkSetUp(index, tap.mtu);
+      if (setUp) await rtnetlink.linkSetUp(index, { mtu: tap.mtu });
     }
     // From the link dump: new TAPs got it from addTap.
     const linkByName = new Map(links.map((link) => [link.name, link]));

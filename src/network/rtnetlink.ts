@@ -58,8 +58,12 @@ export function linkKind(linkinfo: Buffer | undefined): string | undefined {
   return undefined;
 }
 
+/** The IPv4 devconf in the AF_INET part of IFLA_AF_SPEC. */
 const IFLA_INET_CONF = 1;
-/** IPV4_DEVCONF_ROUTE_LOCALNET: IFLA_INET_CONF is an array of u32 indexed by devconf - 1. */
+/**
+ * IPV4_DEVCONF_ROUTE_LOCALNET. A dump gives IFLA_INET_CONF as an array of u32 indexed by
+ * devconf - 1; a change gives it as attributes whose type is the devconf.
+ */
 const IPV4_DEVCONF_ROUTE_LOCALNET = 26;
 
 /**
@@ -126,22 +130,39 @@ export class Rtnetlink {
     this.socket.socket.socket.close();
   }
 
-  /** Equivalent to: `ip -j link show dev $name` (the index only). Throws "not-found" when absent. */
+  /**
+   * Equivalent to: `ip -j link show dev $name` (the index only). Throws "not-found" when absent.
+   * Sent and read raw, without the link's statistics: the netlink package would decode every
+   * attribute of the answer into objects, most of the cost of a lookup on the CREATE path.
+   */
   async linkIndex(name: string): Promise<number> {
-    const [link] = await this.request(`looking up link ${name}`, (options) => this.socket.getLink({}, { ifname: name }, options));
-    if (link?.data.index === undefined) throw new NetworkError("not-found", `looking up link ${name} failed: ENODEV`);
-    return link.data.index;
+    const request = [Buffer.alloc(IFINFOMSG_BYTES), attribute(IFLA_IFNAME, cString(name)), attribute(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))];
+    const [messages] = await this.request(`looking up link ${name}`, (options) => this.socket.socket.request(RTM_GETLINK, request, options));
+    const link = messages.find((message) => message.type === RTM_NEWLINK && message.data.length >= IFINFOMSG_BYTES);
+    if (link === undefined) throw new NetworkError("not-found", `looking up link ${name} failed: ENODEV`);
+    return link.data.readInt32LE(4);
   }
 
   /**
-   * Equivalent to: `ip link set dev $name mtu $mtu up`. `link` is an index or a name: by name,
-   * it needs no lookup first. Throws "not-found" when absent.
+   * Equivalent to: `ip link set dev $name mtu $mtu up && sysctl -w
+   * net.ipv4.conf.$name.route_localnet=$routeLocalnet`, in one request. `link` is an index or
+   * a name: by name, it needs no lookup first. The sysctl is set through IFLA_INET_CONF, which
+   * saves a /proc/sys write (~0.3 ms, more with thousands of links) on the CREATE path. Throws
+   * "not-found" when absent.
    */
-  async linkSetUp(link: number | string, mtu?: number): Promise<void> {
-    const [index, byName] = typeof link === "number" ? [link, {}] : [0, { ifname: link }];
-    await this.request(`setting link ${link} up`, (options) =>
-      this.socket.setLink({ index, change: { up: true }, flags: { up: true } }, { ...byName, ...(mtu === undefined ? {} : { mtu }) }, options),
-    );
+  async linkSetUp(link: number | string, options: { readonly mtu?: number; readonly routeLocalnet?: boolean } = {}): Promise<void> {
+    const header = Buffer.alloc(IFINFOMSG_BYTES);
+    header.writeInt32LE(typeof link === "number" ? link : 0, 4);
+    header.writeUInt32LE(IFF_UP, 8);
+    header.writeUInt32LE(IFF_UP, 12);
+    const request: Buffer[] = [header];
+    if (typeof link === "string") request.push(attribute(IFLA_IFNAME, cString(link)));
+    if (options.mtu !== undefined) request.push(attribute(IFLA_MTU, u32(options.mtu)));
+    if (options.routeLocalnet !== undefined) {
+      const conf = attribute(IFLA_INET_CONF, attribute(IPV4_DEVCONF_ROUTE_LOCALNET, u32(options.routeLocalnet ? 1 : 0)));
+      request.push(attribute(IFLA_AF_SPEC, attribute(AF_INET, conf)));
+    }
+    await this.request(`setting link ${link} up`, (requestOptions) => this.socket.socket.request(RTM_SETLINK, request, requestOptions));
   }
 
   /** Equivalent to: `ip link set dev $name group $group`. Throws "not-found" when absent. */
@@ -233,7 +254,9 @@ export class Rtnetlink {
   }
 }
 
+const RTM_NEWLINK = 16;
 const RTM_GETLINK = 18;
+const RTM_SETLINK = 19;
 const RTM_GETADDR = 22;
 const RTM_GETROUTE = 26;
 /** struct ifinfomsg: family, pad, type (u16), index (s32), flags (u32), change (u32). */
@@ -247,11 +270,35 @@ const IFLA_IFNAME = 3;
 const IFLA_MTU = 4;
 const IFLA_LINKINFO = 18;
 const IFLA_AF_SPEC = 26;
+const IFLA_EXT_MASK = 29;
+/** IFLA_EXT_MASK: leave the link's counters out of the answer. */
+const RTEXT_FILTER_SKIP_STATS = 1 << 3;
+
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const RTA_DST = 1;
 const RTA_OIF = 4;
 const RTA_TABLE = 15;
+
+/** One attribute: length and type, then the payload padded to 4 bytes. */
+function attribute(type: number, payload: Uint8Array): Buffer {
+  const length = 4 + payload.length;
+  const encoded = Buffer.alloc((length + 3) & ~3);
+  encoded.writeUInt16LE(length, 0);
+  encoded.writeUInt16LE(type, 2);
+  encoded.set(payload, 4);
+  return encoded;
+}
+
+function u32(value: number): Buffer {
+  const encoded = Buffer.alloc(4);
+  encoded.writeUInt32LE(value);
+  return encoded;
+}
+
+function cString(text: string): Buffer {
+  return Buffer.from(`${text}\0`);
+}
 
 /** Calls `visit` with the type and payload bounds of each attribute in data[offset, end). */
 function forEachAttribute(data: Buffer, offset: number, end: number, visit: (type: number, start: number, end: number) => void): void {
