@@ -286,15 +286,15 @@ export class FunctionStrategy implements WorkloadStrategy {
    */
   private async addTap(tap: DesiredTap): Promise<void> {
     const { rtnetlink } = this.options;
-    await tapAdd(tap.tapName);
+    const detached = tapAdd(tap.tapName);
     faultPoint("create: TAP added");
-    // Independent requests on one socket: the link comes up (with its route_localnet) while its
-    // index is looked up for the address.
+    // Independent of each other: our descriptor detaches (in libuv's threads), the link comes
+    // up with its route_localnet, and its index is looked up for the address, all at once.
     const addressed = rtnetlink.linkIndex(tap.tapName).then(async (index) => {
       await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
       faultPoint("create: address added");
     });
-    await Promise.all([addressed, rtnetlink.linkSetUp(tap.tapName, { mtu: tap.mtu, routeLocalnet: this.options.localhost })]);
+    await Promise.all([detached, addressed, rtnetlink.linkSetUp(tap.tapName, { mtu: tap.mtu, routeLocalnet: this.options.localhost })]);
   }
 
   /**

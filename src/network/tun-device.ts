@@ -29,15 +29,16 @@ function ifreq(name: string, flags: number): Buffer {
 /**
  * Creates a persistent TAP that a VMM attaches to later. The tun driver refuses
  * RTM_NEWLINK, hence the ioctls. Idempotent: on an existing TAP with the same flags,
- * TUNSETIFF attaches to it and TUNSETPERSIST is a no-op. Resolves once our descriptor is
- * closed, i.e. detached from the TAP, so that a VMM can attach. The close runs in libuv's
- * threads: the detach waits for an RCU grace period (synchronize_net), measured at up to
- * 5 ms, and 1.1 ms on average under 100 concurrent creates, all of it blocking the event
- * loop when closed synchronously.
+ * TUNSETIFF attaches to it and TUNSETPERSIST is a no-op. Throws at once if the TAP cannot
+ * be made; otherwise returns a promise of our descriptor closed, i.e. detached from the TAP,
+ * which must be awaited before a VMM may attach. The TAP can be configured meanwhile. The
+ * close runs in libuv's threads: the detach waits for an RCU grace period (synchronize_net),
+ * up to 5 ms alone and 1.1 ms on average under 100 concurrent creates, which would block the
+ * event loop if closed synchronously.
  *
  * Equivalent to: `ip tuntap add dev $name mode tap vnet_hdr`
  */
-export async function tapAdd(name: string): Promise<void> {
+export function tapAdd(name: string): Promise<void> {
   let fd: number;
   try {
     fd = openSync("/dev/net/tun", constants.O_RDWR);
@@ -53,5 +54,5 @@ export async function tapAdd(name: string): Promise<void> {
     const hint = errno === "EINVAL" || errno === "EBUSY" ? `: a device named ${name} that is not a matching TAP already exists` : "";
     throw new NetworkError("internal", `creating TAP ${name} failed with ${errno ?? (error as Error).message}${hint}`, { cause: error });
   }
-  await new Promise<void>((resolve, reject) => close(fd, (error) => (error ? reject(error) : resolve())));
+  return new Promise<void>((resolve, reject) => close(fd, (error) => (error ? reject(error) : resolve())));
 }
