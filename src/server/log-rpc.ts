@@ -22,6 +22,14 @@ const serverFaults: ReadonlySet<status> = new Set([status.INTERNAL, status.UNKNO
  * a bug rather than a NetworkError.
  */
 export function logRpc(logger: Logger, outcome: RpcOutcome): void {
+  const level =
+    outcome.code === status.OK || outcome.code === status.CANCELLED
+      ? "info"
+      : serverFaults.has(outcome.code)
+        ? "error"
+        : "warn";
+  // Checked first: winston formats (timestamps included) even the lines its level then drops.
+  if (!logger.isLevelEnabled(level)) return;
   const fields: Record<string, unknown> = {
     method: outcome.method,
     instance_id: outcome.instanceId,
@@ -34,11 +42,5 @@ export function logRpc(logger: Logger, outcome: RpcOutcome): void {
       fields.stack = outcome.error.stack;
     }
   }
-  const level =
-    outcome.code === status.OK || outcome.code === status.CANCELLED
-      ? "info"
-      : serverFaults.has(outcome.code)
-        ? "error"
-        : "warn";
   logger.log(level, "rpc", fields);
 }

@@ -48,15 +48,18 @@ export function workloadNetworkService(
     return (call, callback) => {
       const startedAt = performance.now();
       const instanceId = instanceIdOf(call.request);
+      // The answer goes out first: its log line and metrics need not delay the caller.
       handle(call.request).then(
         (response) => {
-          report({ method, instanceId, code: status.OK, startedAt });
+          const finished = { method, instanceId, code: status.OK, startedAt, endedAt: performance.now() };
           callback(null, response);
+          report(finished);
         },
         (error: unknown) => {
           const failure = statusFromError(error);
-          report({ method, instanceId, code: failure.code, startedAt, error });
+          const finished = { method, instanceId, code: failure.code, startedAt, endedAt: performance.now(), error };
           callback(failure);
+          report(finished);
         },
       );
     };
