@@ -72,8 +72,7 @@ export function createServer(options: CreateServerOptions): WorkloadNetworkServe
   const { plane, nodeName, logger, socketPath, listen, rpcObserver } = options;
   const shutdownDeadlineMs = options.shutdownDeadlineMs ?? defaultShutdownDeadlineMs;
 
-  // channelz off: its per-call bookkeeping is on the path of every RPC, and nothing here serves it.
-  const server = new grpc.Server({ "grpc.max_receive_message_length": maxReceiveMessageBytes, "grpc.enable_channelz": 0 });
+  const server = new grpc.Server({ "grpc.max_receive_message_length": maxReceiveMessageBytes });
   const shuttingDown = new AbortController();
   server.addService(
     serviceDefinition(WorkloadNetwork),
