@@ -12,7 +12,7 @@ import { InstanceStore, type InstanceRecord } from "../src/network/instance-stor
 import { Iptables } from "../src/network/iptables.js";
 import { renderRestore } from "../src/network/iptables-rules.js";
 import { Rtnetlink } from "../src/network/rtnetlink.js";
-import { tapAdd } from "../src/network/tun-device.js";
+import { TapCreator } from "../src/network/tap-creator.js";
 import { makeInstances } from "./instances.js";
 import { fillRestore, fillTapBatch, nodeSetupRestore, rulesOf } from "./kernel-texts.js";
 
@@ -38,6 +38,7 @@ export interface ProfileReport {
 async function main(request: ProfileRequest): Promise<ProfileReport> {
   const iptables = new Iptables({ restoreCommand: request.restoreCommand, saveCommand: request.saveCommand });
   const rtnetlink = Rtnetlink.open();
+  const taps = new TapCreator();
   // The co-process the service's Iptables runs iptables-restore through, to show what an exec costs there.
   const launcher = new CommandLauncher();
   // Durable state with the service's own store: a journal line, fdatasynced.
@@ -71,7 +72,7 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
       await measure("exec /bin/true through the co-process shell (CommandLauncher)", () => launcher.run("/bin/true", []));
       await measure("iptables-restore, empty batch", () => iptables.restore("*filter\nCOMMIT\n"));
       await measure("create: state record (journal line, fdatasync)", () => putRecord(instance.id, instance));
-      await measure("create: TAP ioctl (TUNSETIFF+TUNSETPERSIST)", () => tapAdd(instance.tapName));
+      await measure("create: TAP ioctl in the worker thread (TUNSETIFF+TUNSETPERSIST, then detach)", async () => (await taps.add(instance.tapName)).detached);
       const linkIndex = await measure("create: rtnetlink link index", () => rtnetlink.linkIndex(instance.tapName));
       await measure("create: rtnetlink addr replace", () => rtnetlink.addrReplace(linkIndex, instance.hostIp, 30));
       await measure("create: rtnetlink link up + mtu + route_localnet", () => rtnetlink.linkSetUp(linkIndex, { mtu: 1500, routeLocalnet: true }));
@@ -84,6 +85,7 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
   } finally {
     await iptables.close();
     await launcher.close();
+    await taps.close();
     rtnetlink.close();
     store.close();
     rmSync(stateDir, { recursive: true, force: true });

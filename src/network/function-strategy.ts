@@ -25,8 +25,8 @@ import { RestoreBatcher } from "./restore-batcher.js";
 import type { AddressInfo, LinkInfo, Rtnetlink } from "./rtnetlink.js";
 import type { SockDiag } from "./sock-diag.js";
 import { sysctlSet } from "./sysctl.js";
+import type { TapCreator } from "./tap-creator.js";
 import { TapDeleter } from "./tap-deleter.js";
-import { tapAdd } from "./tun-device.js";
 import type { WorkloadDefinition } from "./workload-definition.js";
 import type { WorkloadStrategy } from "./workload-strategy.js";
 
@@ -39,6 +39,7 @@ export interface FunctionStrategyOptions {
   readonly portPolicy: PortPolicy;
   readonly iptables: Iptables;
   readonly rtnetlink: Rtnetlink;
+  readonly taps: TapCreator;
   readonly sockDiag: SockDiag;
   readonly conntrack: Conntrack;
   readonly logger: Logger;
@@ -286,7 +287,7 @@ export class FunctionStrategy implements WorkloadStrategy {
    */
   private async addTap(tap: DesiredTap): Promise<void> {
     const { rtnetlink } = this.options;
-    const detached = tapAdd(tap.tapName);
+    const { detached } = await this.options.taps.add(tap.tapName);
     faultPoint("create: TAP added");
     // Independent of each other: our descriptor detaches (in libuv's threads), the link comes
     // up with its route_localnet, and its index is looked up for the address, all at once.

@@ -12,6 +12,7 @@ import type { NetworkPlane } from "./network-plane.js";
 import { Rtnetlink } from "./rtnetlink.js";
 import { SockDiag } from "./sock-diag.js";
 import { StrategyRegistry } from "./strategy-registry.js";
+import { TapCreator } from "./tap-creator.js";
 
 export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, InstanceStatus, PortMapping, Protocol } from "./instance-network.js";
 export { NetworkError, type NetworkErrorCode } from "./network-error.js";
@@ -49,6 +50,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR);
   const rtnetlink = Rtnetlink.open();
   const sockDiag = SockDiag.open();
+  const taps = new TapCreator();
   // One co-process runs every command of the hot path but nf_tables' iptables-restore, which
   // has a long-lived process of its own (RestoreSession): conntrack for UDP, legacy's iptables-restore.
   const launcher = new CommandLauncher();
@@ -61,6 +63,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     portPolicy,
     iptables,
     rtnetlink,
+    taps,
     sockDiag,
     conntrack: new Conntrack(launcher),
     logger,
@@ -81,6 +84,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   } catch (error) {
     await manager.close();
     await iptables.close();
+    await taps.close();
     rtnetlink.close();
     sockDiag.close();
     store.close();
@@ -95,6 +99,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     close: async () => {
       await manager.close();
       await iptables.close();
+      await taps.close();
       rtnetlink.close();
       sockDiag.close();
       store.close();
