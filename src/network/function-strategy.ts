@@ -289,8 +289,8 @@ export class FunctionStrategy implements WorkloadStrategy {
     const { rtnetlink } = this.options;
     const { detached } = await this.options.taps.add(tap.tapName);
     faultPoint("create: TAP added");
-    // Independent of each other: our descriptor detaches (in libuv's threads), the link comes
-    // up with its route_localnet, and its index is looked up for the address, all at once.
+    // Independent of each other: our descriptor detaches (in TapCreator's worker), the link
+    // comes up with its route_localnet, and its index is looked up for the address, all at once.
     const addressed = rtnetlink.linkIndex(tap.tapName).then(async (index) => {
       await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
       faultPoint("create: address added");

@@ -48,14 +48,11 @@ function kernelError(operation: string, error: unknown): NetworkError {
 /** Reads IFLA_INFO_KIND from the raw IFLA_LINKINFO nest, which the netlink package leaves unparsed. */
 export function linkKind(linkinfo: Buffer | undefined): string | undefined {
   if (linkinfo === undefined) return undefined;
-  for (let offset = 0; offset + 4 <= linkinfo.length; ) {
-    const length = linkinfo.readUInt16LE(offset);
-    const type = linkinfo.readUInt16LE(offset + 2) & 0x3fff;
-    if (length < 4) break;
-    if (type === IFLA_INFO_KIND) return linkinfo.subarray(offset + 4, offset + length).toString().replace(/\0+$/, "");
-    offset += (length + 3) & ~3;
-  }
-  return undefined;
+  let kind: string | undefined;
+  forEachAttribute(linkinfo, 0, linkinfo.length, (type, start, end) => {
+    if (type === IFLA_INFO_KIND && kind === undefined) kind = linkinfo.toString("utf8", start, end).replace(/\0+$/, "");
+  });
+  return kind;
 }
 
 /** The IPv4 devconf in the AF_INET part of IFLA_AF_SPEC. */
@@ -73,15 +70,15 @@ const IPV4_DEVCONF_ROUTE_LOCALNET = 26;
  */
 export function routeLocalnetOf(inet: Buffer | undefined): boolean | undefined {
   if (inet === undefined) return undefined;
-  for (let offset = 0; offset + 4 <= inet.length; ) {
-    const length = inet.readUInt16LE(offset);
-    const type = inet.readUInt16LE(offset + 2) & 0x3fff;
-    if (length < 4) break;
-    const at = offset + 4 + 4 * (IPV4_DEVCONF_ROUTE_LOCALNET - 1);
-    if (type === IFLA_INET_CONF) return at + 4 <= offset + length ? inet.readUInt32LE(at) !== 0 : undefined;
-    offset += (length + 3) & ~3;
-  }
-  return undefined;
+  let routeLocalnet: boolean | undefined;
+  let seen = false;
+  forEachAttribute(inet, 0, inet.length, (type, start, end) => {
+    if (type !== IFLA_INET_CONF || seen) return;
+    seen = true;
+    const at = start + 4 * (IPV4_DEVCONF_ROUTE_LOCALNET - 1);
+    routeLocalnet = at + 4 <= end ? inet.readUInt32LE(at) !== 0 : undefined;
+  });
+  return routeLocalnet;
 }
 
 /** Requests in flight at once: enough to overlap round trips, few enough that the replies fit the receive buffer. */
