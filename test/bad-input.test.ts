@@ -5,6 +5,7 @@
  */
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";
+import { hostState } from "./helpers/host-state.js";
 import { Topology } from "./helpers/netns.js";
 import { startService } from "./helpers/service-process.js";
 import { failureOf, functionDefinition, WorkloadClient, WorkloadRequestKind } from "./helpers/workload-client.js";
@@ -127,17 +128,6 @@ corpus.push({
 });
 corpus.push({ name: "existing instance with another definition", instanceId: "existing", code: FAILED_PRECONDITION, details: /different definition; DESTROY it first/ });
 corpus.push({ name: "a message over the size limit", definition: mutate("name", "n".repeat(2 * 1024 * 1024)), code: RESOURCE_EXHAUSTED, details: /./ });
-
-/** What must not change: the raw JSON of ip and the whole ruleset, byte for byte. */
-async function hostState(topology: Topology) {
-  const [links, addrs, rules] = await Promise.all([
-    topology.execNode("ip", ["-j", "link"]),
-    topology.execNode("ip", ["-j", "addr"]),
-    topology.execNode("iptables-save"),
-  ]);
-  const withoutTimestamps = String(rules.stdout).replace(/^# (Generated|Completed) .*$/gm, "");
-  return { links: String(links.stdout), addrs: String(addrs.stdout), rules: withoutTimestamps };
-}
 
 test(`each of ${corpus.length} bad requests gets its code, names what is wrong, and leaves the host byte-identical`, async (t) => {
   t.timeout(3 * 60_000);

@@ -1,15 +1,35 @@
 /**
  * What a refused request must leave byte-identical on the node: the raw JSON of `ip -j link`
- * and the whole ruleset (as bad-input.test.ts compares it), timestamps of iptables-save aside.
+ * and `ip -j addr`, and the whole ruleset, timestamps of iptables-save aside.
  */
-import type { Topology } from "./netns.js";
+import { delay, type Topology } from "./netns.js";
 
 export interface HostState {
   readonly links: string;
+  readonly addrs: string;
   readonly rules: string;
 }
 
+/** How long the kernel's own duplicate address detection may take to settle (1 s by default). */
+const DAD_SETTLE_MS = 5000;
+
+/**
+ * Read once the kernel's duplicate address detection on the TAPs' IPv6 link-local addresses
+ * has settled: their "tentative" flag clears by itself about a second after a TAP comes up,
+ * which is no change of ours.
+ */
 export async function hostState(topology: Topology): Promise<HostState> {
-  const [links, rules] = await Promise.all([topology.execNode("ip", ["-j", "link"]), topology.execNode("iptables-save")]);
-  return { links: String(links.stdout), rules: String(rules.stdout).replace(/^# (Generated|Completed) .*$/gm, "") };
+  for (const started = Date.now(); ; await delay(100)) {
+    const [links, addrs, rules] = await Promise.all([
+      topology.execNode("ip", ["-j", "link"]),
+      topology.execNode("ip", ["-j", "addr"]),
+      topology.execNode("iptables-save"),
+    ]);
+    const state = {
+      links: String(links.stdout),
+      addrs: String(addrs.stdout),
+      rules: String(rules.stdout).replace(/^# (Generated|Completed) .*$/gm, ""),
+    };
+    if (!state.addrs.includes('"tentative":true') || Date.now() - started > DAD_SETTLE_MS) return state;
+  }
 }
