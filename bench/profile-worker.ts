@@ -72,10 +72,25 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
       await measure("exec /bin/true through the co-process shell (CommandLauncher)", () => launcher.run("/bin/true", []));
       await measure("iptables-restore, empty batch", () => iptables.restore("*filter\nCOMMIT\n"));
       await measure("create: state record (journal line, fdatasync)", () => putRecord(instance.id, instance));
-      await measure("create: TAP ioctl in the worker thread (TUNSETIFF+TUNSETPERSIST, then detach)", async () => (await taps.add(instance.tapName)).detached);
-      const linkIndex = await measure("create: rtnetlink link index", () => rtnetlink.linkIndex(instance.tapName));
-      await measure("create: rtnetlink addr replace", () => rtnetlink.addrReplace(linkIndex, instance.hostIp, 30));
-      await measure("create: rtnetlink link up + mtu + route_localnet", () => rtnetlink.linkSetUp(linkIndex, { mtu: 1500, routeLocalnet: true }));
+      // The service's path: a spare TAP, made in the background beforehand, renamed into the instance's.
+      const spare = `rik-spare-${index}`;
+      const spareIndex = await measure("background: spare TAP made (TUNSETIFF+TUNSETPERSIST in the worker, detach, link index)", async () => {
+        await (await taps.add(spare)).detached;
+        return rtnetlink.linkIndex(spare);
+      });
+      await measure("create: spare TAP renamed + mtu + route_localnet + up (one request), address (another), at once", () =>
+        Promise.all([
+          rtnetlink.linkSetUp(spareIndex, { rename: instance.tapName, mtu: 1500, routeLocalnet: true }),
+          rtnetlink.addrReplace(spareIndex, instance.hostIp, 30),
+        ]),
+      );
+      // With no spare ready (a burst of CREATEs): the TAP made on the spot, under another name.
+      const fresh = `rikfresh${index}`;
+      await measure("no spare ready: TAP ioctl in the worker thread (TUNSETIFF+TUNSETPERSIST, then detach)", async () => (await taps.add(fresh)).detached);
+      const freshIndex = await measure("no spare ready: rtnetlink link index", () => rtnetlink.linkIndex(fresh));
+      await measure("no spare ready: rtnetlink addr replace", () => rtnetlink.addrReplace(freshIndex, "192.0.2.1", 30));
+      await measure("no spare ready: rtnetlink link up + mtu + route_localnet", () => rtnetlink.linkSetUp(freshIndex, { mtu: 1500, routeLocalnet: true }));
+      await rtnetlink.linkDel(fresh);
       await measure("create: iptables-restore append the DNAT", () => iptables.restore(renderRestore({ append: rules })));
       await measure("destroy: iptables-restore delete the DNAT", () => iptables.restore(renderRestore({ delete: rules })));
       await measure("destroy: rtnetlink link del", () => rtnetlink.linkDel(instance.tapName));

@@ -75,6 +75,7 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
       observer: metrics,
       stateDir: config.stateDir,
       resyncIntervalMs: config.resyncIntervalMs,
+      spareTaps: config.spareTaps,
       iptables: config.iptables,
     });
   } catch (error) {
@@ -114,6 +115,7 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
     reserved_ports: config.reservedPorts,
     state_dir: config.stateDir,
     resync_interval_ms: config.resyncIntervalMs,
+    spare_taps: config.spareTaps,
     iptables_backend: config.iptablesBackend,
     pid: process.pid,
   });

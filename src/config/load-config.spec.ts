@@ -18,6 +18,7 @@ test("defaults", (t) => {
     logLevel: "info",
     stateDir: "/var/lib/rik-network",
     resyncIntervalMs: 30_000,
+    spareTaps: 4,
     iptablesBackend: "auto",
     iptables: autoIptables,
   });
@@ -41,6 +42,7 @@ const env = {
   RIK_NETWORK_LOCALHOST: "false",
   RIK_NETWORK_HOST_PORTS: "20000-29999",
   RIK_NETWORK_RESERVED_PORTS: "2379, 10250",
+  RIK_NETWORK_SPARE_TAPS: "0",
 };
 
 test("reads every setting from the environment", (t) => {
@@ -62,6 +64,7 @@ test("reads every setting from the environment", (t) => {
     logLevel: "debug",
     stateDir: "/srv/env-state",
     resyncIntervalMs: 0,
+    spareTaps: 0,
     iptablesBackend: "legacy",
     iptables: { restoreCommand: "iptables-legacy-restore", saveCommand: "iptables-legacy-save" },
   });
@@ -101,6 +104,8 @@ test("flags override the environment", (t) => {
     "1024-65535",
     "--reserved-ports",
     "53",
+    "--spare-taps",
+    "16",
   ];
   t.deepEqual(loadConfig(argv, env), {
     socketPath: "/tmp/flag.sock",
@@ -119,6 +124,7 @@ test("flags override the environment", (t) => {
     logLevel: "warn",
     stateDir: "/srv/flag-state",
     resyncIntervalMs: 2500,
+    spareTaps: 16,
     iptablesBackend: "nft",
     iptables: { restoreCommand: "iptables-nft-restore", saveCommand: "iptables-nft-save" },
   });
@@ -172,6 +178,12 @@ test("the resync interval is in seconds, 0 turning it off", (t) => {
   t.is(loadConfig([], { RIK_NETWORK_RESYNC_INTERVAL: "60" }).resyncIntervalMs, 60_000);
 });
 
+test("spare TAPs: 0 turns them off, up to 64", (t) => {
+  t.is(loadConfig(["--spare-taps", "0"], {}).spareTaps, 0);
+  t.is(loadConfig(["--spare-taps", "64"], {}).spareTaps, 64);
+  t.is(loadConfig([], { RIK_NETWORK_SPARE_TAPS: "8" }).spareTaps, 8);
+});
+
 test("the metrics endpoint can be turned off or moved", (t) => {
   t.false("metricsListen" in loadConfig(["--metrics-listen", "off"], {}));
   t.deepEqual(loadConfig([], { RIK_NETWORK_METRICS_LISTEN: "[::1]:9000" }).metricsListen, { host: "::1", port: 9000 });
@@ -212,6 +224,8 @@ const invalid: [string, string[], Record<string, string>, RegExp][] = [
   ["a socket group with spaces", ["--socket-group", "rik admins"], {}, /expected a group name/],
   ["a metrics address without a port", ["--metrics-listen", "127.0.0.1"], {}, /--metrics-listen \/ RIK_NETWORK_METRICS_LISTEN .*expected HOST:PORT/],
   ["a negative resync interval", ["--resync-interval", "-1"], {}, /resync-interval/],
+  ["more spare TAPs than 64", ["--spare-taps", "65"], {}, /--spare-taps \/ RIK_NETWORK_SPARE_TAPS.*expected an integer between 0 \(off\) and 64/],
+  ["a spare TAP count that is not an integer", [], { RIK_NETWORK_SPARE_TAPS: "two" }, /expected an integer between 0 \(off\) and 64/],
   ["a resync interval that is not a number", [], { RIK_NETWORK_RESYNC_INTERVAL: "30s" }, /expected seconds between 0 \(off\) and 86400/],
   ["an unknown iptables backend", ["--iptables-backend", "ebpf"], {}, /expected one of auto, nft, legacy/],
 ];

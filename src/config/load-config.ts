@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { logLevels, type LogLevel } from "../logger.js";
 import { Ipv4Cidr } from "../network/ipv4-cidr.js";
 import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/port-policy.js";
+import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/spare-taps.js";
 
 /** Where a TCP listener or the metrics endpoint binds. */
 export interface HostPort {
@@ -52,6 +53,8 @@ export interface Config {
   readonly stateDir: string;
   /** Period of the drift-repairing resync; 0 turns it off. */
   readonly resyncIntervalMs: number;
+  /** TAPs kept made ahead of CREATEs; 0 turns them off. */
+  readonly spareTaps: number;
   readonly iptablesBackend: IptablesBackend;
   /** The binaries matching `iptablesBackend`. */
   readonly iptables: { readonly restoreCommand: string; readonly saveCommand: string };
@@ -167,6 +170,12 @@ const options = {
     value: "SECONDS",
     help: "period of the drift-repairing resync, 0 = off (default 30)",
   },
+  spareTaps: {
+    flag: "spare-taps",
+    env: "RIK_NETWORK_SPARE_TAPS",
+    value: "N",
+    help: `TAPs kept made ahead of time, so that a CREATE renames one instead of making its own; 0 to ${MAX_SPARE_TAPS} (default ${DEFAULT_SPARE_TAPS})`,
+  },
   iptablesBackend: {
     flag: "iptables-backend",
     env: "RIK_NETWORK_IPTABLES_BACKEND",
@@ -248,6 +257,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     logLevel: logLevel(given(options.logLevel)),
     stateDir: absolutePath(given(options.stateDir), "/var/lib/rik-network"),
     resyncIntervalMs: resyncInterval(given(options.resyncInterval)),
+    spareTaps: spareTaps(given(options.spareTaps)),
     iptablesBackend,
     iptables: iptablesCommands[iptablesBackend],
   };
@@ -431,6 +441,13 @@ function resyncInterval(given: Given | undefined): number {
     throw invalid(given, `expected seconds between 0 (off) and ${maxResyncIntervalSeconds}, e.g. 30 or 0.5`);
   }
   return Math.round(seconds * 1000);
+}
+
+function spareTaps(given: Given | undefined): number {
+  if (given === undefined) return DEFAULT_SPARE_TAPS;
+  const value = /^\d+$/.test(given.value) ? Number(given.value) : NaN;
+  if (!(value <= MAX_SPARE_TAPS)) throw invalid(given, `expected an integer between 0 (off) and ${MAX_SPARE_TAPS}`);
+  return value;
 }
 
 function backend(given: Given | undefined): IptablesBackend {

@@ -25,6 +25,7 @@ import { RestoreBatcher } from "./restore-batcher.js";
 import type { AddressInfo, LinkInfo, Rtnetlink } from "./rtnetlink.js";
 import type { SockDiag } from "./sock-diag.js";
 import { sysctlSet } from "./sysctl.js";
+import type { SpareTaps } from "./spare-taps.js";
 import type { TapCreator } from "./tap-creator.js";
 import { TapDeleter } from "./tap-deleter.js";
 import type { WorkloadDefinition } from "./workload-definition.js";
@@ -40,6 +41,7 @@ export interface FunctionStrategyOptions {
   readonly iptables: Iptables;
   readonly rtnetlink: Rtnetlink;
   readonly taps: TapCreator;
+  readonly spares: SpareTaps;
   readonly sockDiag: SockDiag;
   readonly conntrack: Conntrack;
   readonly logger: Logger;
@@ -268,9 +270,11 @@ export class FunctionStrategy implements WorkloadStrategy {
 
   async realize(network: InstanceNetwork): Promise<void> {
     const fn = functionOf(network);
-    // The rules do not need the TAP to exist, so both go at once; the exec dominates.
-    const [tap, rules] = await Promise.allSettled([this.addTap(fn), this.rules.submit({ append: this.rulesOf(network) })]);
-    if (tap.status === "fulfilled" && rules.status === "fulfilled") {
+    // The rules do not need the TAP to exist, so both go at once. The rules first: iptables-restore
+    // works in its own process while this thread makes the TAP's kernel calls.
+    const rules = this.rules.submit({ append: this.rulesOf(network) });
+    const [tap, added] = await Promise.allSettled([this.addTap(fn), rules]);
+    if (tap.status === "fulfilled" && added.status === "fulfilled") {
       faultPoint("create: TAP and rules added");
       await this.flushUdpFlows(network);
       return;
@@ -278,15 +282,20 @@ export class FunctionStrategy implements WorkloadStrategy {
     // Undo whatever was added: all of the rules, or the part (table) of them a failed restore committed.
     await this.rules.submit({ delete: this.rulesOf(network) });
     await this.deleteTap(fn.tapName);
-    throw tap.status === "rejected" ? tap.reason : (rules as PromiseRejectedResult).reason;
+    throw tap.status === "rejected" ? tap.reason : (added as PromiseRejectedResult).reason;
   }
 
   /**
    * Equivalent to: `ip tuntap add dev $tap mode tap vnet_hdr && ip addr add $host/30 dev $tap
-   * && ip link set $tap mtu $mtu up && sysctl -w net.ipv4.conf.$tap.route_localnet=1`
+   * && ip link set $tap mtu $mtu up && sysctl -w net.ipv4.conf.$tap.route_localnet=1`; or,
+   * when a spare TAP is ready, renaming and configuring that one (SpareTaps.take).
    */
   private async addTap(tap: DesiredTap): Promise<void> {
     const { rtnetlink } = this.options;
+    if (await this.options.spares.take(tap, this.options.localhost)) {
+      faultPoint("create: TAP added");
+      return;
+    }
     const { detached } = await this.options.taps.add(tap.tapName);
     faultPoint("create: TAP added");
     // Independent of each other: our descriptor detaches (in TapCreator's worker), the link
@@ -393,6 +402,8 @@ export class FunctionStrategy implements WorkloadStrategy {
     await this.rules.submit(plan.rules);
     for (const address of plan.removeAddresses) await rtnetlink.addrDel(address.index, address.address, address.prefixLength);
     await Promise.all(plan.deleteTaps.map((tapName) => this.deleteTap(tapName)));
+    // Spares are made once the node is in shape: their TAP work would only slow this down.
+    if (start !== undefined) this.options.spares.start(start.links);
     const actions = planActions(plan);
     return localnetRepaired === 0 ? actions : { ...actions, route_localnet_repaired: localnetRepaired };
   }

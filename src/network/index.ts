@@ -11,6 +11,7 @@ import type { NetworkObserver } from "./network-observer.js";
 import type { NetworkPlane } from "./network-plane.js";
 import { Rtnetlink } from "./rtnetlink.js";
 import { SockDiag } from "./sock-diag.js";
+import { DEFAULT_SPARE_TAPS, SpareTaps } from "./spare-taps.js";
 import { StrategyRegistry } from "./strategy-registry.js";
 import { TapCreator } from "./tap-creator.js";
 
@@ -19,6 +20,8 @@ export { NetworkError, type NetworkErrorCode } from "./network-error.js";
 export type { NetworkPlane, PlaneStats } from "./network-plane.js";
 export type { NetworkObserver } from "./network-observer.js";
 export { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS, type PortPolicyOptions } from "./port-policy.js";
+
+export { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "./spare-taps.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/rik-network";
 
@@ -38,6 +41,8 @@ export interface NetworkPlaneOptions {
   readonly stateDir?: string;
   /** Period of the drift-repairing resync, in milliseconds; 0 turns it off. */
   readonly resyncIntervalMs?: number;
+  /** TAPs made ahead of time for CREATEs to take (SpareTaps); 0 turns them off. Default DEFAULT_SPARE_TAPS. */
+  readonly spareTaps?: number;
 }
 
 /**
@@ -51,6 +56,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   const rtnetlink = Rtnetlink.open();
   const sockDiag = SockDiag.open();
   const taps = new TapCreator();
+  const spares = new SpareTaps({ count: options.spareTaps ?? DEFAULT_SPARE_TAPS, taps, rtnetlink, logger });
   // One co-process runs every command of the hot path but nf_tables' iptables-restore, which
   // has a long-lived process of its own (RestoreSession): conntrack for UDP, legacy's iptables-restore.
   const launcher = new CommandLauncher();
@@ -64,6 +70,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     iptables,
     rtnetlink,
     taps,
+    spares,
     sockDiag,
     conntrack: new Conntrack(launcher),
     logger,
@@ -83,6 +90,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     await manager.start();
   } catch (error) {
     await manager.close();
+    await spares.close();
     await iptables.close();
     await taps.close();
     rtnetlink.close();
@@ -98,6 +106,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     stats: () => functions.stats(),
     close: async () => {
       await manager.close();
+      await spares.close();
       await iptables.close();
       await taps.close();
       rtnetlink.close();

@@ -104,7 +104,10 @@ export class NetworkManager {
         // needs the other, so the fsyncs overlap the kernel work. A crash in between leaves a
         // "running" record whose missing pieces the restart's reconcile re-creates, or a
         // "creating" one it undoes: either way whole, and this CREATE was not acknowledged.
-        const [realized, recorded] = await Promise.allSettled([strategy.realize(network), this.options.store.put(running)]);
+        // The record goes first: its fdatasync runs in another thread while this one makes
+        // the kernel calls, most of which the kernel does inside sendmsg(2), on this thread.
+        const recording = this.options.store.put(running);
+        const [recorded, realized] = await Promise.allSettled([recording, strategy.realize(network)]);
         if (realized.status === "rejected" || recorded.status === "rejected") {
           try {
             // realize undoes its own work when it fails; a record that could not be written undoes the kernel's.

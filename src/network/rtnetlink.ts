@@ -94,6 +94,8 @@ const REQUEST_TIMEOUT_MS = 5000;
  */
 export class Rtnetlink {
   private readonly socket: RtNetlinkSocket;
+  /** Our netlink port id, given with each request: otherwise the package asks the kernel for it (getsockname) every time. */
+  private readonly localPort: number;
   private readonly inFlight = new Semaphore(MAX_IN_FLIGHT);
   private dumping: Promise<unknown> = Promise.resolve();
   /** The last socket-level error (e.g. ENOBUFS), reported with the requests it made fail. */
@@ -101,6 +103,7 @@ export class Rtnetlink {
 
   private constructor(socket: RtNetlinkSocket) {
     this.socket = socket;
+    this.localPort = socket.socket.address().port;
     // The native binding reports socket errors as an 'error' event from inside its
     // callback: unhandled, that aborts the whole process.
     socket.socket.on("error", (error: Error) => (this.socketError = error));
@@ -108,10 +111,10 @@ export class Rtnetlink {
   }
 
   /** Every request goes through here: bounded concurrency, bounded wait. */
-  private request<T>(operation: string, send: (options: { timeout: number }) => Promise<T>): Promise<T> {
+  private request<T>(operation: string, send: (options: { timeout: number; localPort: number }) => Promise<T>): Promise<T> {
     return this.inFlight.run(async () => {
       try {
-        return await send({ timeout: REQUEST_TIMEOUT_MS });
+        return await send({ timeout: REQUEST_TIMEOUT_MS, localPort: this.localPort });
       } catch (error) {
         const cause = this.socketError !== undefined && /Timeout/.test((error as Error).message) ? this.socketError : error;
         throw kernelError(operation, cause);
@@ -144,22 +147,29 @@ export class Rtnetlink {
    * Equivalent to: `ip link set dev $name mtu $mtu up && sysctl -w
    * net.ipv4.conf.$name.route_localnet=$routeLocalnet`, in one request. `link` is an index or
    * a name: by name, it needs no lookup first. The sysctl is set through IFLA_INET_CONF, which
-   * saves a /proc/sys write (~0.3 ms, more with thousands of links) on the CREATE path. Throws
-   * "not-found" when absent.
+   * saves a /proc/sys write (~0.3 ms, more with thousands of links) on the CREATE path. With
+   * `rename` (`ip link set dev $link name $rename ...`; `link` must then be an index), the
+   * kernel renames the link before bringing it up, as a name can only change while down.
+   * Throws "not-found" when absent.
    */
-  async linkSetUp(link: number | string, options: { readonly mtu?: number; readonly routeLocalnet?: boolean } = {}): Promise<void> {
+  async linkSetUp(link: number | string, options: { readonly mtu?: number; readonly routeLocalnet?: boolean; readonly rename?: string } = {}): Promise<void> {
+    if (options.rename !== undefined && typeof link !== "number") {
+      throw new NetworkError("invalid-argument", `renaming link ${link} to ${options.rename} needs its index, not its name`);
+    }
     const header = Buffer.alloc(IFINFOMSG_BYTES);
     header.writeInt32LE(typeof link === "number" ? link : 0, 4);
     header.writeUInt32LE(IFF_UP, 8);
     header.writeUInt32LE(IFF_UP, 12);
     const request: Buffer[] = [header];
     if (typeof link === "string") request.push(attribute(IFLA_IFNAME, cString(link)));
+    else if (options.rename !== undefined) request.push(attribute(IFLA_IFNAME, cString(options.rename)));
     if (options.mtu !== undefined) request.push(attribute(IFLA_MTU, u32(options.mtu)));
     if (options.routeLocalnet !== undefined) {
       const conf = attribute(IFLA_INET_CONF, attribute(IPV4_DEVCONF_ROUTE_LOCALNET, u32(options.routeLocalnet ? 1 : 0)));
       request.push(attribute(IFLA_AF_SPEC, attribute(AF_INET, conf)));
     }
-    await this.request(`setting link ${link} up`, (requestOptions) => this.socket.socket.request(RTM_SETLINK, request, requestOptions));
+    const operation = options.rename === undefined ? `setting link ${link} up` : `renaming link ${link} to ${options.rename} and setting it up`;
+    await this.request(operation, (requestOptions) => this.socket.socket.request(RTM_SETLINK, request, requestOptions));
   }
 
   /** Equivalent to: `ip link set dev $name group $group`. Throws "not-found" when absent. */
@@ -188,15 +198,19 @@ export class Rtnetlink {
     );
   }
 
-  /** Equivalent to: `ip addr replace $address/$prefixLength dev $name` (idempotent). */
+  /**
+   * Equivalent to: `ip addr replace $address/$prefixLength dev $name` (idempotent). Encoded
+   * here: the netlink package builds the message from objects, on the CREATE path.
+   */
   async addrReplace(index: number, address: string, prefixLength: number): Promise<void> {
     const bytes = this.addressBytes(address);
+    const header = Buffer.alloc(IFADDRMSG_BYTES);
+    header[0] = AF_INET;
+    header[1] = prefixLength;
+    header.writeUInt32LE(index, 4);
+    const request = [header, attribute(IFA_LOCAL, bytes), attribute(IFA_ADDRESS, bytes)];
     await this.request(`adding address ${address}/${prefixLength} to link ${index}`, (options) =>
-      this.socket.newAddress(
-        { family: AF_INET, prefixlen: prefixLength, index },
-        { local: bytes, address: bytes },
-        { ...options, flags: FlagsNew.CREATE | FlagsNew.REPLACE },
-      ),
+      this.socket.socket.request(RTM_NEWADDR, request, { ...options, flags: FlagsNew.CREATE | FlagsNew.REPLACE }),
     );
   }
 
@@ -254,6 +268,7 @@ export class Rtnetlink {
 const RTM_NEWLINK = 16;
 const RTM_GETLINK = 18;
 const RTM_SETLINK = 19;
+const RTM_NEWADDR = 20;
 const RTM_GETADDR = 22;
 const RTM_GETROUTE = 26;
 /** struct ifinfomsg: family, pad, type (u16), index (s32), flags (u32), change (u32). */

@@ -11,13 +11,12 @@ function message(family: number, port: number, src: number[]): Buffer {
   return data;
 }
 
-test("the request asks for TCP sockets in LISTEN of one family, and nothing else", (t) => {
-  const request = listenRequest(10);
-  t.is(request.length, 56);
-  t.is(request.readUInt8(0), 10, "AF_INET6");
-  t.is(request.readUInt8(1), 6, "IPPROTO_TCP");
-  t.is(request.readUInt32LE(4), 1 << 10, "TCPF_LISTEN only");
-  t.true(request.subarray(8).every((b) => b === 0), "no socket id filter");
+test("the request is a struct inet_diag_req for sockets in LISTEN, with no family and no socket id filter", (t) => {
+  const request = listenRequest();
+  t.is(request.length, 60);
+  t.is(request.readUInt32LE(52), 1 << 10, "idiag_states: TCPF_LISTEN only");
+  t.true(request.subarray(0, 52).every((b) => b === 0), "no family, no extensions, no socket id filter");
+  t.is(request.readUInt32LE(56), 0, "idiag_dbs");
 });
 
 test("IPv4 listeners: port in network order, address from the first 4 bytes", (t) => {

@@ -3,26 +3,29 @@ import type { HostListener } from "./host-listeners.js";
 import { NetworkError } from "./network-error.js";
 
 const NETLINK_SOCK_DIAG = 4;
-const SOCK_DIAG_BY_FAMILY = 20;
+/**
+ * The original inet_diag request (struct inet_diag_req), still served by every kernel:
+ * it carries no family, and the kernel answers it with the TCP sockets of both IPv4 and
+ * IPv6, in one dump where SOCK_DIAG_BY_FAMILY needs one per family.
+ */
+const TCPDIAG_GETSOCK = 18;
 const NLM_F_REQUEST = 0x1;
 const NLM_F_DUMP = 0x300;
 const AF_INET = 2;
 const AF_INET6 = 10;
-const IPPROTO_TCP = 6;
 const TCP_LISTEN = 10;
-/** sizeof(struct inet_diag_req_v2) */
-const REQUEST_BYTES = 56;
+/** sizeof(struct inet_diag_req): family, src_len, dst_len, ext, the 48-byte socket id, then states and dbs. */
+const REQUEST_BYTES = 60;
+const STATES_OFFSET = 52;
 /** Offsets in struct inet_diag_msg: family, then idiag_sport (big-endian) and idiag_src[4]. */
 const SPORT_OFFSET = 4;
 const SRC_OFFSET = 8;
 const REQUEST_TIMEOUT_MS = 5000;
 
-/** struct inet_diag_req_v2 asking for every TCP socket of `family` in LISTEN, and nothing else. */
-export function listenRequest(family: number): Buffer {
+/** struct inet_diag_req asking for every TCP socket in LISTEN, IPv4 and IPv6, and nothing else. */
+export function listenRequest(): Buffer {
   const request = Buffer.alloc(REQUEST_BYTES);
-  request.writeUInt8(family, 0);
-  request.writeUInt8(IPPROTO_TCP, 1);
-  request.writeUInt32LE(1 << TCP_LISTEN, 4);
+  request.writeUInt32LE(1 << TCP_LISTEN, STATES_OFFSET);
   return request;
 }
 
@@ -47,10 +50,13 @@ export function parseInetDiagMessage(data: Buffer): HostListener | undefined {
  */
 export class SockDiag {
   private readonly socket: NetlinkSocket;
+  /** Our netlink port id, given with each request: otherwise the package asks the kernel for it (getsockname) every time. */
+  private readonly localPort: number;
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(socket: NetlinkSocket) {
     this.socket = socket;
+    this.localPort = socket.address().port;
     // A socket error fails the pending request; without a listener it would crash the process.
     this.socket.on("error", () => undefined);
   }
@@ -62,22 +68,21 @@ export class SockDiag {
   /** Equivalent to: `ss -Hltn` (IPv4 and IPv6) in the current network namespace. */
   tcpListeners(): Promise<HostListener[]> {
     const run = async (): Promise<HostListener[]> => {
+      let messages;
+      try {
+        [messages] = await this.socket.request(TCPDIAG_GETSOCK, listenRequest(), {
+          flags: NLM_F_REQUEST | NLM_F_DUMP,
+          timeout: REQUEST_TIMEOUT_MS,
+          localPort: this.localPort,
+        });
+      } catch (error) {
+        throw new NetworkError("internal", `listing TCP listeners through sock_diag failed: ${(error as Error).message}`, { cause: error });
+      }
       const listeners: HostListener[] = [];
-      for (const family of [AF_INET, AF_INET6]) {
-        let messages;
-        try {
-          [messages] = await this.socket.request(SOCK_DIAG_BY_FAMILY, listenRequest(family), {
-            flags: NLM_F_REQUEST | NLM_F_DUMP,
-            timeout: REQUEST_TIMEOUT_MS,
-          });
-        } catch (error) {
-          throw new NetworkError("internal", `listing TCP listeners through sock_diag failed: ${(error as Error).message}`, { cause: error });
-        }
-        for (const message of messages) {
-          if (message.type !== SOCK_DIAG_BY_FAMILY) continue;
-          const listener = parseInetDiagMessage(message.data);
-          if (listener !== undefined) listeners.push(listener);
-        }
+      for (const message of messages) {
+        if (message.type !== TCPDIAG_GETSOCK) continue;
+        const listener = parseInetDiagMessage(message.data);
+        if (listener !== undefined) listeners.push(listener);
       }
       return listeners;
     };

@@ -1,7 +1,9 @@
 /**
  * What a refused request must leave byte-identical on the node: the raw JSON of `ip -j link`
- * and `ip -j addr`, and the whole ruleset, timestamps of iptables-save aside.
+ * and `ip -j addr`, and the whole ruleset, timestamps of iptables-save aside. The service's
+ * spare TAPs are left out: it makes them in the background, whatever the requests.
  */
+import { isSpareTapName } from "../../src/network/spare-taps.js";
 import { delay, type Topology } from "./netns.js";
 
 export interface HostState {
@@ -26,10 +28,15 @@ export async function hostState(topology: Topology): Promise<HostState> {
       topology.execNode("iptables-save"),
     ]);
     const state = {
-      links: String(links.stdout),
-      addrs: String(addrs.stdout),
+      links: withoutSpares(String(links.stdout)),
+      addrs: withoutSpares(String(addrs.stdout)),
       rules: String(rules.stdout).replace(/^# (Generated|Completed) .*$/gm, ""),
     };
     if (!state.addrs.includes('"tentative":true') || Date.now() - started > DAD_SETTLE_MS) return state;
   }
+}
+
+/** `ip -j link` or `ip -j addr` output without the entries of spare TAPs, re-serialized. */
+function withoutSpares(json: string): string {
+  return JSON.stringify((JSON.parse(json) as { ifname: string }[]).filter((entry) => !isSpareTapName(entry.ifname)));
 }

@@ -1,6 +1,7 @@
 /**
  * Read-only snapshots of a namespace's network state, for assertions and before/after diffs.
  */
+import { isSpareTapName } from "../../src/network/spare-taps.js";
 import { execIn } from "./netns.js";
 
 export interface IpLinkInfo {
@@ -78,9 +79,22 @@ export function ipRoutes(ns: string): Promise<IpRoute[]> {
   return ipJson<IpRoute[]>(ns, ["-4", "route", "show"]);
 }
 
-/** Links that are TAP devices (`linkinfo.info_kind === "tun"`, type tap). Needs `ip -d` output. */
-export function tapLinks(links: readonly IpLink[]): IpLink[] {
+/** Links that are TAP devices (`linkinfo.info_kind === "tun"`, type tap), spares included. Needs `ip -d` output. */
+export function allTapLinks(links: readonly IpLink[]): IpLink[] {
   return links.filter((link) => link.linkinfo?.info_kind === "tun" && (link.linkinfo.info_data?.type ?? "tap") === "tap");
+}
+
+/**
+ * The TAPs of instances (and any a test made): every TAP but the service's spares
+ * (`rik-spare-N`), which it makes in the background whatever the requests. Needs `ip -d` output.
+ */
+export function tapLinks(links: readonly IpLink[]): IpLink[] {
+  return allTapLinks(links).filter((link) => !isSpareTapName(link.ifname));
+}
+
+/** The service's spare TAPs. Needs `ip -d` output. */
+export function spareTapLinks(links: readonly IpLink[]): IpLink[] {
+  return allTapLinks(links).filter((link) => isSpareTapName(link.ifname));
 }
 
 /** `ifname -> ["a.b.c.d/len", ...]` for IPv4 addresses. */
@@ -142,14 +156,16 @@ export async function snapshot(ns: string): Promise<KernelSnapshot> {
 
 /**
  * A comparable digest of a snapshot: link names/kinds/flags, IPv4 addresses, routes and rules.
- * Volatile fields (ifindex, MACs of non-TAP links, counters) are left out.
+ * Volatile fields (ifindex, MACs of non-TAP links, counters) are left out, and so are the
+ * service's spare TAPs, which it makes in the background.
  */
 export function comparable(state: KernelSnapshot) {
   return {
     links: state.links
+      .filter((link) => !isSpareTapName(link.ifname))
       .map((link) => `${link.ifname} ${link.linkinfo?.info_kind ?? "-"} ${[...link.flags].sort().join(",")} mtu ${link.mtu}`)
       .sort(),
-    addrs: [...ipv4ByLink(state.addrs)].map(([name, cidrs]) => `${name} ${cidrs.join(" ")}`).sort(),
+    addrs: [...ipv4ByLink(state.addrs)].filter(([name]) => !isSpareTapName(name)).map(([name, cidrs]) => `${name} ${cidrs.join(" ")}`).sort(),
     routes: state.routes.map((route) => `${route.dst} ${route.gateway ?? ""} ${route.dev ?? ""}`.trim()).sort(),
     iptables: state.iptables,
   };
