@@ -108,13 +108,15 @@ test("a spare that cannot be renamed (a device already has the name) is deleted,
   for (const spare of after) t.deepEqual(addresses.get(spare.ifname) ?? [], [], spare.ifname);
 });
 
-test("spares a killed service left are deleted at start, new ones numbered past them; --spare-taps 0 keeps none", async (t) => {
+test("spares a killed service left are deleted at start (a non-TAP device under such a name is not), new ones numbered past them; --spare-taps 0 keeps none", async (t) => {
   const topology = await Topology.create({ teardown: t });
 
   // Step 1: what a SIGKILL leaves: spares, one of them with an address someone gave it.
   await topology.execNode("ip", ["tuntap", "add", "dev", "rik-spare-7", "mode", "tap", "vnet_hdr"]);
   await topology.execNode("ip", ["tuntap", "add", "dev", "rik-spare-9", "mode", "tap", "vnet_hdr"]);
   await topology.execNode("ip", ["addr", "add", "192.0.2.1/30", "dev", "rik-spare-9"]);
+  // And a device of another kind under a spare's name: not ours, so left alone.
+  await topology.execNode("ip", ["link", "add", "rik-spare-3", "type", "veth", "peer", "name", "rikt-peer3"]);
 
   // Step 2: at start they are deleted, and three fresh ones are made, numbered from 10.
   const first = await startNode(t, topology, ["--spare-taps", "3"]);
@@ -124,6 +126,7 @@ test("spares a killed service left are deleted at start, new ones numbered past 
     ["rik-spare-10", "rik-spare-11", "rik-spare-12"],
   );
   t.deepEqual(ipv4ByLink(await ipAddrs(topology.node)).get("rik-spare-9"), undefined);
+  t.true((await ipLinks(topology.node)).some((link) => link.ifname === "rik-spare-3" && link.linkinfo?.info_kind === "veth"), "the veth stays");
   await stopped(first.service, first.client);
 
   // Step 3: with --spare-taps 0 there are none, and a CREATE makes its own TAP.

@@ -79,11 +79,14 @@ export class SpareTaps {
   /**
    * Deletes the spares a previous process left (`links` is a dump of the node's links:
    * they may have been touched since, so none is trusted) and fills up, both in the
-   * background. New spares are numbered past the leftovers, so the two never meet.
+   * background. New spares are numbered past every device named like a spare, so the two
+   * never meet.
    */
   start(links: readonly LinkInfo[]): void {
-    const leftovers = links.filter((link) => isSpareTapName(link.name)).map((link) => link.name);
-    for (const name of leftovers) this.next = Math.max(this.next, (Number(name.slice(SPARE_PREFIX.length)) + 1) % SPARE_NUMBERS);
+    const named = links.filter((link) => isSpareTapName(link.name));
+    for (const { name } of named) this.next = Math.max(this.next, (Number(name.slice(SPARE_PREFIX.length)) + 1) % SPARE_NUMBERS);
+    // A device of another kind under such a name is not ours: it is skipped, not deleted.
+    const leftovers = named.filter((link) => link.kind === "tun").map((link) => link.name);
     if (leftovers.length > 0) {
       this.cleaning = Promise.all(leftovers.map((name) => this.deleter.delete(name))).then(
         () => undefined,
@@ -181,7 +184,7 @@ export class SpareTaps {
   private retryLater(): void {
     // After fill() has returned: schedule() skips while a fill is under way.
     setImmediate(() => {
-      if (this.closed) return;
+      if (this.closed || this.timer !== undefined) return;
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.schedule(0);
