@@ -27,7 +27,7 @@ import type { SockDiag } from "./sock-diag.js";
 import { sysctlSet } from "./sysctl.js";
 import type { SpareTaps } from "./spare-taps.js";
 import type { TapCreator } from "./tap-creator.js";
-import { TapDeleter } from "./tap-deleter.js";
+import type { TapDeleter } from "./tap-deleter.js";
 import type { WorkloadDefinition } from "./workload-definition.js";
 import type { WorkloadStrategy } from "./workload-strategy.js";
 
@@ -42,6 +42,7 @@ export interface FunctionStrategyOptions {
   readonly rtnetlink: Rtnetlink;
   readonly taps: TapCreator;
   readonly spares: SpareTaps;
+  readonly tapDeleter: TapDeleter;
   readonly sockDiag: SockDiag;
   readonly conntrack: Conntrack;
   readonly logger: Logger;
@@ -104,7 +105,6 @@ export class FunctionStrategy implements WorkloadStrategy {
   private readonly options: FunctionStrategyOptions;
   private readonly pool: AddressPool;
   private readonly rules: RestoreBatcher;
-  private readonly tapDeleter: TapDeleter;
   /** Who holds each host port ("tcp/8080"), so conflicts are refused before the kernel is touched. */
   private readonly hostPorts = new Map<string, PortHolder[]>();
   private mtu: number;
@@ -120,7 +120,6 @@ export class FunctionStrategy implements WorkloadStrategy {
       (text) => options.iptables.restore(text),
       () => options.iptables.save(),
     );
-    this.tapDeleter = new TapDeleter(options.rtnetlink);
     this.mtu = options.mtu === "auto" ? FALLBACK_MTU : options.mtu;
   }
 
@@ -418,7 +417,7 @@ export class FunctionStrategy implements WorkloadStrategy {
   }
 
   private deleteTap(tapName: string): Promise<void> {
-    return this.tapDeleter.delete(tapName);
+    return this.options.tapDeleter.delete(tapName);
   }
 
   private slotOf(hostIp: string): number {

@@ -14,6 +14,7 @@ import { SockDiag } from "./sock-diag.js";
 import { DEFAULT_SPARE_TAPS, SpareTaps } from "./spare-taps.js";
 import { StrategyRegistry } from "./strategy-registry.js";
 import { TapCreator } from "./tap-creator.js";
+import { TapDeleter } from "./tap-deleter.js";
 
 export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, InstanceStatus, PortMapping, Protocol } from "./instance-network.js";
 export { NetworkError, type NetworkErrorCode } from "./network-error.js";
@@ -56,7 +57,9 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   const rtnetlink = Rtnetlink.open();
   const sockDiag = SockDiag.open();
   const taps = new TapCreator();
-  const spares = new SpareTaps({ count: options.spareTaps ?? DEFAULT_SPARE_TAPS, taps, rtnetlink, logger });
+  // One deleter for instance TAPs and spares: concurrent deletions share one group delete.
+  const tapDeleter = new TapDeleter(rtnetlink);
+  const spares = new SpareTaps({ count: options.spareTaps ?? DEFAULT_SPARE_TAPS, taps, deleter: tapDeleter, rtnetlink, logger });
   // One co-process runs every command of the hot path but nf_tables' iptables-restore, which
   // has a long-lived process of its own (RestoreSession): conntrack for UDP, legacy's iptables-restore.
   const launcher = new CommandLauncher();
@@ -71,6 +74,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     rtnetlink,
     taps,
     spares,
+    tapDeleter,
     sockDiag,
     conntrack: new Conntrack(launcher),
     logger,

@@ -5,6 +5,7 @@ import { NetworkError } from "./network-error.js";
 import type { Rtnetlink } from "./rtnetlink.js";
 import { isSpareTapName, MAX_SPARE_TAPS, SpareTaps } from "./spare-taps.js";
 import type { TapCreator } from "./tap-creator.js";
+import type { TapDeleter } from "./tap-deleter.js";
 
 test("spare names are rik-spare-N: at most 15 bytes, and never an instance TAP's name", (t) => {
   t.true(isSpareTapName("rik-spare-0"));
@@ -17,7 +18,7 @@ test("spare names are rik-spare-N: at most 15 bytes, and never an instance TAP's
 });
 
 test("the count must be an integer from 0 to the maximum, before anything is made", (t) => {
-  const options = { taps: {} as TapCreator, rtnetlink: {} as Rtnetlink, logger: createLogger("error") };
+  const options = { taps: {} as TapCreator, deleter: {} as TapDeleter, rtnetlink: {} as Rtnetlink, logger: createLogger("error") };
   for (const count of [-1, 1.5, MAX_SPARE_TAPS + 1, Number.NaN]) {
     const error = t.throws(() => new SpareTaps({ ...options, count }), { instanceOf: NetworkError });
     t.is(error?.code, "invalid-argument");
@@ -27,7 +28,7 @@ test("the count must be an integer from 0 to the maximum, before anything is mad
 
 test("with no spare ready, take leaves the TAP to the caller and asks nothing of the kernel", async (t) => {
   const untouchable = new Proxy({}, { get: () => t.fail("the kernel was asked") }) as Rtnetlink;
-  const spares = new SpareTaps({ count: 0, taps: {} as TapCreator, rtnetlink: untouchable, logger: createLogger("error") });
+  const spares = new SpareTaps({ count: 0, taps: {} as TapCreator, deleter: {} as TapDeleter, rtnetlink: untouchable, logger: createLogger("error") });
   t.false(await spares.take({ tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 30, mtu: 1500 }, true));
   await spares.close();
 });

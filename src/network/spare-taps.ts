@@ -4,7 +4,7 @@ import { NetworkError } from "./network-error.js";
 import type { LinkInfo, Rtnetlink } from "./rtnetlink.js";
 import type { DesiredTap } from "./reconcile-plan.js";
 import type { TapCreator } from "./tap-creator.js";
-import { TapDeleter } from "./tap-deleter.js";
+import type { TapDeleter } from "./tap-deleter.js";
 
 const SPARE_PREFIX = `${TAP_PREFIX}-spare-`;
 const SPARE_NAME_PATTERN = /^rik-spare-\d{1,5}$/;
@@ -37,6 +37,8 @@ export interface SpareTapsOptions {
   /** How many TAPs to keep ready; 0 turns spares off (every CREATE makes its TAP). */
   readonly count: number;
   readonly taps: TapCreator;
+  /** The node's one TapDeleter, so that spare deletions join the instances' in one group delete. */
+  readonly deleter: TapDeleter;
   readonly rtnetlink: Rtnetlink;
   readonly logger: Logger;
 }
@@ -55,7 +57,6 @@ export interface SpareTapsOptions {
  */
 export class SpareTaps {
   private readonly options: SpareTapsOptions;
-  private readonly deleter: TapDeleter;
   private readonly ready: Spare[] = [];
   private next = 0;
   private filling: Promise<void> | undefined;
@@ -68,7 +69,6 @@ export class SpareTaps {
       throw new NetworkError("invalid-argument", `spare TAP count must be an integer from 0 to ${MAX_SPARE_TAPS}, got ${options.count}`);
     }
     this.options = options;
-    this.deleter = new TapDeleter(options.rtnetlink);
   }
 
   /** Spares ready to be taken. */
@@ -88,7 +88,7 @@ export class SpareTaps {
     // A device of another kind under such a name is not ours: it is skipped, not deleted.
     const leftovers = named.filter((link) => link.kind === "tun").map((link) => link.name);
     if (leftovers.length > 0) {
-      this.cleaning = Promise.all(leftovers.map((name) => this.deleter.delete(name))).then(
+      this.cleaning = Promise.all(leftovers.map((name) => this.options.deleter.delete(name))).then(
         () => undefined,
         (error: unknown) => {
           this.options.logger.warn("cannot delete the spare TAPs a previous run left", { spares: leftovers, error: (error as Error).message });
@@ -125,7 +125,7 @@ export class SpareTaps {
         tap: tap.tapName,
         error: (renamed.reason as Error).message,
       });
-      await this.deleter.delete(spare.name).catch(() => undefined);
+      await this.options.deleter.delete(spare.name).catch(() => undefined);
       return false;
     }
     if (addressed.status === "rejected") throw addressed.reason;
@@ -138,7 +138,7 @@ export class SpareTaps {
     clearTimeout(this.timer);
     await Promise.all([this.filling, this.cleaning]);
     const spares = this.ready.splice(0);
-    await Promise.all(spares.map((spare) => this.deleter.delete(spare.name).catch(() => undefined)));
+    await Promise.all(spares.map((spare) => this.options.deleter.delete(spare.name).catch(() => undefined)));
   }
 
   private schedule(delayMs: number): void {
@@ -146,8 +146,9 @@ export class SpareTaps {
     if (this.ready.length >= this.options.count) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.filling = this.fill().finally(() => {
+      this.filling = this.fill().then((failed) => {
         this.filling = undefined;
+        if (failed) this.schedule(REFILL_RETRY_MS);
       });
     }, delayMs);
     this.timer.unref();
@@ -156,8 +157,9 @@ export class SpareTaps {
   /**
    * Equivalent to: `ip tuntap add dev rik-spare-N mode tap vnet_hdr`, until `count` are
    * ready. One at a time: refills are never urgent, and CREATEs share the TAP worker.
+   * Resolves true when making one failed (logged), for a later retry; never rejects.
    */
-  private async fill(): Promise<void> {
+  private async fill(): Promise<boolean> {
     while (!this.closed && this.ready.length < this.options.count) {
       const name = `${SPARE_PREFIX}${this.next}`;
       this.next = (this.next + 1) % SPARE_NUMBERS;
@@ -169,27 +171,15 @@ export class SpareTaps {
         this.ready.push({ name, index: await this.options.rtnetlink.linkIndex(name) });
       } catch (error) {
         // Only what we made: a failed TUNSETIFF may mean that a foreign device has this name.
-        if (created) await this.deleter.delete(name).catch(() => undefined);
-        if (this.closed) return;
+        if (created) await this.options.deleter.delete(name).catch(() => undefined);
+        if (this.closed) return false;
         this.options.logger.warn(`cannot make a spare TAP; retrying in ${REFILL_RETRY_MS / 1000} s (CREATEs make their own TAP meanwhile)`, {
           spare: name,
           error: (error as Error).message,
         });
-        this.retryLater();
-        return;
+        return true;
       }
     }
-  }
-
-  private retryLater(): void {
-    // After fill() has returned: schedule() skips while a fill is under way.
-    setImmediate(() => {
-      if (this.closed || this.timer !== undefined) return;
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.schedule(0);
-      }, REFILL_RETRY_MS);
-      this.timer.unref();
-    });
+    return false;
   }
 }
