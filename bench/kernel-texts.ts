@@ -4,6 +4,7 @@
  * one `ip -batch` script to fill a namespace quickly. Pure.
  */
 import {
+  DEFAULT_EGRESS_DENY,
   instanceComment,
   instanceRules,
   NAT_CHAIN,
@@ -65,7 +66,7 @@ export function rikletSetupRestore(pool: string): string {
 
 /** rik-network's node setup on an empty namespace, with its defaults: chains, jumps, node-wide rules. */
 export function nodeSetupRestore(pool: string): string {
-  const options = { pool, localhost: true };
+  const options = { pool, localhost: true, egressDeny: DEFAULT_EGRESS_DENY };
   return renderRestore({ createChains: nodeChains(), insert: nodeJumpRules(options), append: nodeChainRules(options) });
 }
 

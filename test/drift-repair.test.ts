@@ -6,21 +6,12 @@ import test from "ava";
 import { httpGet, startGuest, startHttpServer } from "./helpers/guest-relay.js";
 import { kernelDiff } from "./helpers/kernel-diff.js";
 import { iptablesSave, rulesMatching } from "./helpers/kernel-state.js";
-import { delay, Topology } from "./helpers/netns.js";
+import { Topology } from "./helpers/netns.js";
 import { startService, type LogEntry } from "./helpers/service-process.js";
+import { until } from "./helpers/until.js";
 import { functionDefinition, WorkloadClient } from "./helpers/workload-client.js";
 
 const POOL = "10.220.0.0/24";
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`still waiting for ${what} after ${timeoutMs} ms`);
-    await delay(200);
-  }
-}
 
 const reconciled = (trigger: string) => (entry: LogEntry) => entry.message === "reconciled" && entry["trigger"] === trigger;
 

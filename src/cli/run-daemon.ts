@@ -62,6 +62,9 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
   }
   const closeMetrics = async (): Promise<void> => metricsServer?.close();
 
+  if (config.egressDeny.length === 0) {
+    logger.warn("no egress deny (--egress-deny none): guests reach link-local addresses through the node, the cloud metadata service (169.254.169.254) and the node's credentials behind it included");
+  }
   let plane: Awaited<ReturnType<typeof createNetworkPlane>>;
   try {
     // The service's own TCP ports can never be exposed; a listener on port 0 gets its port later, from the ephemeral range.
@@ -77,6 +80,8 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
       resyncIntervalMs: config.resyncIntervalMs,
       spareTaps: config.spareTaps,
       iptables: config.iptables,
+      ip6tables: { restoreCommand: config.iptables.restore6Command, saveCommand: config.iptables.save6Command },
+      egressDeny: config.egressDeny,
     });
   } catch (error) {
     await closeMetrics();
@@ -117,6 +122,7 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
     resync_interval_ms: config.resyncIntervalMs,
     spare_taps: config.spareTaps,
     iptables_backend: config.iptablesBackend,
+    egress_deny: config.egressDeny,
     pid: process.pid,
   });
   await sdNotify({ READY: "1", STATUS: `serving on ${addresses.socketPath}` }).catch((error: unknown) =>

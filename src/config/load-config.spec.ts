@@ -1,9 +1,14 @@
 import test from "ava";
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { ConfigError, loadConfig, usage } from "./load-config.js";
+import { ConfigError, flagTable, loadConfig, usage } from "./load-config.js";
 
-const autoIptables = { restoreCommand: "iptables-restore", saveCommand: "iptables-save" };
+const autoIptables = {
+  restoreCommand: "iptables-restore",
+  saveCommand: "iptables-save",
+  restore6Command: "ip6tables-restore",
+  save6Command: "ip6tables-save",
+};
 
 test("defaults", (t) => {
   t.deepEqual(loadConfig([], {}), {
@@ -21,6 +26,7 @@ test("defaults", (t) => {
     spareTaps: 4,
     iptablesBackend: "auto",
     iptables: autoIptables,
+    egressDeny: ["169.254.0.0/16"],
   });
 });
 
@@ -43,6 +49,7 @@ const env = {
   RIK_NETWORK_HOST_PORTS: "20000-29999",
   RIK_NETWORK_RESERVED_PORTS: "2379, 10250",
   RIK_NETWORK_SPARE_TAPS: "0",
+  RIK_NETWORK_EGRESS_DENY: "169.254.0.0/16, 100.64.0.0/10",
 };
 
 test("reads every setting from the environment", (t) => {
@@ -66,7 +73,13 @@ test("reads every setting from the environment", (t) => {
     resyncIntervalMs: 0,
     spareTaps: 0,
     iptablesBackend: "legacy",
-    iptables: { restoreCommand: "iptables-legacy-restore", saveCommand: "iptables-legacy-save" },
+    iptables: {
+      restoreCommand: "iptables-legacy-restore",
+      saveCommand: "iptables-legacy-save",
+      restore6Command: "ip6tables-legacy-restore",
+      save6Command: "ip6tables-legacy-save",
+    },
+    egressDeny: ["169.254.0.0/16", "100.64.0.0/10"],
   });
 });
 
@@ -106,6 +119,8 @@ test("flags override the environment", (t) => {
     "53",
     "--spare-taps",
     "16",
+    "--egress-deny",
+    "none",
   ];
   t.deepEqual(loadConfig(argv, env), {
     socketPath: "/tmp/flag.sock",
@@ -126,8 +141,24 @@ test("flags override the environment", (t) => {
     resyncIntervalMs: 2500,
     spareTaps: 16,
     iptablesBackend: "nft",
-    iptables: { restoreCommand: "iptables-nft-restore", saveCommand: "iptables-nft-save" },
+    iptables: {
+      restoreCommand: "iptables-nft-restore",
+      saveCommand: "iptables-nft-save",
+      restore6Command: "ip6tables-nft-restore",
+      save6Command: "ip6tables-nft-save",
+    },
+    egressDeny: [],
   });
+});
+
+test("--egress-deny takes IPv4 CIDRs outside the pool, or none", (t) => {
+  t.deepEqual(loadConfig(["--egress-deny", "198.51.100.0/24,169.254.0.0/16,198.51.100.0/24"], {}).egressDeny, ["198.51.100.0/24", "169.254.0.0/16"]);
+  t.deepEqual(loadConfig(["--egress-deny", "none"], {}).egressDeny, []);
+  const error = (argv: string[]) => t.throws(() => loadConfig(argv, {}), { instanceOf: ConfigError })?.message;
+  t.regex(error(["--egress-deny", "169.254.0.0/33"]) ?? "", /--egress-deny \/ RIK_NETWORK_EGRESS_DENY.*IPv4 CIDRs/);
+  t.regex(error(["--egress-deny", "169.254.1.1/16"]) ?? "", /host bits set/);
+  t.regex(error(["--egress-deny", "169.254.0.0/16,"]) ?? "", /IPv4 CIDRs/);
+  t.regex(error(["--pool", "10.220.0.0/16", "--egress-deny", "10.0.0.0/8"]) ?? "", /overlaps the instances' pool 10\.220\.0\.0\/16/);
 });
 
 test("an empty variable counts as unset", (t) => {
@@ -237,26 +268,8 @@ for (const [what, argv, environment, message] of invalid) {
   });
 }
 
-const flagsAndVariables: [string, string][] = [
-  ["socket", "SOCKET"],
-  ["socket-group", "SOCKET_GROUP"],
-  ["listen", "LISTEN"],
-  ["tls-cert", "TLS_CERT"],
-  ["tls-key", "TLS_KEY"],
-  ["tls-client-ca", "TLS_CLIENT_CA"],
-  ["insecure-tcp", "INSECURE_TCP"],
-  ["metrics-listen", "METRICS_LISTEN"],
-  ["node-name", "NODE_NAME"],
-  ["pool", "POOL"],
-  ["mtu", "MTU"],
-  ["host-ports", "HOST_PORTS"],
-  ["reserved-ports", "RESERVED_PORTS"],
-  ["localhost", "LOCALHOST"],
-  ["state-dir", "STATE_DIR"],
-  ["resync-interval", "RESYNC_INTERVAL"],
-  ["iptables-backend", "IPTABLES_BACKEND"],
-  ["log-level", "LOG_LEVEL"],
-];
+/** [flag, variable without RIK_NETWORK_], from the option table itself, so that no flag is left out. */
+const flagsAndVariables = flagTable.map(({ flag, env }) => [flag, env.replace(/^RIK_NETWORK_/, "")] as const);
 
 test("the help text documents every flag with its variable", (t) => {
   for (const [flag, variable] of flagsAndVariables) {

@@ -6,6 +6,7 @@ import { logLevels, type LogLevel } from "../logger.js";
 import { Ipv4Cidr } from "../network/ipv4-cidr.js";
 import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/port-policy.js";
 import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/spare-taps.js";
+import { DEFAULT_EGRESS_DENY } from "../network/iptables-rules.js";
 
 /** Where a TCP listener or the metrics endpoint binds. */
 export interface HostPort {
@@ -57,8 +58,20 @@ export interface Config {
   readonly spareTaps: number;
   readonly iptablesBackend: IptablesBackend;
   /** The binaries matching `iptablesBackend`. */
-  readonly iptables: { readonly restoreCommand: string; readonly saveCommand: string };
+  readonly iptables: IptablesCommands;
+  /** Destinations (IPv4 CIDRs) guests never reach; empty when turned off with "none". */
+  readonly egressDeny: readonly string[];
 }
+
+/** The iptables binaries of one backend, IPv4 and IPv6. */
+export interface IptablesCommands {
+  readonly restoreCommand: string;
+  readonly saveCommand: string;
+  readonly restore6Command: string;
+  readonly save6Command: string;
+}
+
+
 
 /** An invalid flag or environment variable; the message says which, and what is expected. */
 export class ConfigError extends Error {
@@ -182,6 +195,12 @@ const options = {
     value: "NAME",
     help: "auto, nft or legacy: runs iptables-[nft-|legacy-]restore and -save (default auto)",
   },
+  egressDeny: {
+    flag: "egress-deny",
+    env: "RIK_NETWORK_EGRESS_DENY",
+    value: "LIST",
+    help: `comma-separated IPv4 CIDRs guests never reach, forwarded or on the node, or none (default ${DEFAULT_EGRESS_DENY.join(",")}: link-local and cloud metadata)`,
+  },
   logLevel: {
     flag: "log-level",
     env: "RIK_NETWORK_LOG_LEVEL",
@@ -189,6 +208,9 @@ const options = {
     help: "error, warn, info or debug (default info)",
   },
 } as const satisfies Record<string, Option>;
+
+/** Every flag with its environment variable, for the checks that the help and the README list them all. */
+export const flagTable: readonly { readonly flag: string; readonly env: string }[] = Object.values(options);
 
 function usageLines(): string[] {
   return (Object.values(options) as Option[]).flatMap((option) => [
@@ -215,10 +237,19 @@ const maxSocketPathBytes = 107;
 /** Longer periods would overflow setTimeout; a day is plenty for a drift repair. */
 const maxResyncIntervalSeconds = 86_400;
 
-const iptablesCommands: Readonly<Record<IptablesBackend, { restoreCommand: string; saveCommand: string }>> = {
-  auto: { restoreCommand: "iptables-restore", saveCommand: "iptables-save" },
-  nft: { restoreCommand: "iptables-nft-restore", saveCommand: "iptables-nft-save" },
-  legacy: { restoreCommand: "iptables-legacy-restore", saveCommand: "iptables-legacy-save" },
+function commandsOf(infix: string): IptablesCommands {
+  return {
+    restoreCommand: `iptables${infix}-restore`,
+    saveCommand: `iptables${infix}-save`,
+    restore6Command: `ip6tables${infix}-restore`,
+    save6Command: `ip6tables${infix}-save`,
+  };
+}
+
+const iptablesCommands: Readonly<Record<IptablesBackend, IptablesCommands>> = {
+  auto: commandsOf(""),
+  nft: commandsOf("-nft"),
+  legacy: commandsOf("-legacy"),
 };
 
 /**
@@ -243,13 +274,14 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const listen = tcpListen(given);
   const metrics = metricsListen(given(options.metricsListen));
   const iptablesBackend = backend(given(options.iptablesBackend));
+  const instancePool = pool(given(options.pool));
   return {
     socketPath: socketPath(given(options.socket)),
     ...(socketGroup === undefined ? {} : { socketGroup: groupName(socketGroup) }),
     ...(listen === undefined ? {} : { listen }),
     ...(metrics === undefined ? {} : { metricsListen: metrics }),
     nodeName: nodeName(given(options.nodeName)),
-    pool: pool(given(options.pool)),
+    pool: instancePool,
     mtu: mtu(given(options.mtu)),
     localhost: booleanOr(given(options.localhost), true),
     hostPorts: hostPortRange(given(options.hostPorts)),
@@ -260,6 +292,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     spareTaps: spareTaps(given(options.spareTaps)),
     iptablesBackend,
     iptables: iptablesCommands[iptablesBackend],
+    egressDeny: egressDeny(given(options.egressDeny), instancePool),
   };
 }
 
@@ -448,6 +481,25 @@ function spareTaps(given: Given | undefined): number {
   const value = /^\d+$/.test(given.value) ? Number(given.value) : NaN;
   if (!(value <= MAX_SPARE_TAPS)) throw invalid(given, `expected an integer between 0 (off) and ${MAX_SPARE_TAPS}`);
   return value;
+}
+
+function egressDeny(given: Given | undefined, instancePool: string): string[] {
+  if (given === undefined) return [...DEFAULT_EGRESS_DENY];
+  if (given.value.trim() === "none") return [];
+  const pool = Ipv4Cidr.parse(instancePool);
+  const cidrs: string[] = [];
+  for (const part of given.value.split(",").map((text) => text.trim())) {
+    let cidr: Ipv4Cidr;
+    try {
+      cidr = Ipv4Cidr.parse(part);
+    } catch (error) {
+      throw invalid(given, `expected none or comma-separated IPv4 CIDRs, e.g. 169.254.0.0/16,192.168.0.0/16: ${(error as Error).message}`);
+    }
+    // Denying the pool would refuse the guests' replies and hairpin, not some outside destination.
+    if (cidr.overlaps(pool)) throw invalid(given, `${cidr.toString()} overlaps the instances' pool ${pool.toString()}; deny ranges outside --pool`);
+    if (!cidrs.includes(cidr.toString())) cidrs.push(cidr.toString());
+  }
+  return cidrs;
 }
 
 function backend(given: Given | undefined): IptablesBackend {

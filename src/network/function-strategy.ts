@@ -10,8 +10,10 @@ import {
   instanceRules,
   nodeChainRules,
   nodeChains,
+  nodeIpv6Rules,
   nodeJumpRules,
   parseIptablesSave,
+  renderRestore,
   rulesOwnedBy,
   type NodeRuleOptions,
 } from "./iptables-rules.js";
@@ -22,11 +24,11 @@ import { findPoolConflicts } from "./pool-conflicts.js";
 import type { PortPolicy } from "./port-policy.js";
 import { planActions, planReconcile, type DesiredTap } from "./reconcile-plan.js";
 import { RestoreBatcher } from "./restore-batcher.js";
-import type { AddressInfo, LinkInfo, Rtnetlink } from "./rtnetlink.js";
+import type { AddressInfo, Ipv6LinkConf, LinkInfo, Rtnetlink } from "./rtnetlink.js";
 import type { SockDiag } from "./sock-diag.js";
 import { sysctlSet } from "./sysctl.js";
 import type { SpareTaps } from "./spare-taps.js";
-import type { TapCreator } from "./tap-creator.js";
+import { ADDR_GEN_MODE_NONE, TAP_IPV6_SYSCTLS, type TapCreator } from "./tap-creator.js";
 import type { TapDeleter } from "./tap-deleter.js";
 import type { WorkloadDefinition } from "./workload-definition.js";
 import type { WorkloadStrategy } from "./workload-strategy.js";
@@ -38,7 +40,11 @@ export interface FunctionStrategyOptions {
   /** Whether 127.0.0.1:<port> on the node reaches the guests (route_localnet on each TAP, SNAT). */
   readonly localhost: boolean;
   readonly portPolicy: PortPolicy;
+  /** Destinations (IPv4 CIDRs) guests never reach, neither forwarded nor on the node. */
+  readonly egressDeny: readonly string[];
   readonly iptables: Iptables;
+  /** ip6tables of the same backend; undefined when the kernel has no IPv6 (nothing to close then). */
+  readonly ip6tables: Iptables | undefined;
   readonly rtnetlink: Rtnetlink;
   readonly taps: TapCreator;
   readonly spares: SpareTaps;
@@ -96,6 +102,22 @@ function udpPortsOf(network: InstanceNetwork): PortMapping[] {
   return functionOf(network).ports.filter((port) => port.protocol === "udp");
 }
 
+/** What a guest TAP's IPv6 must be: off, with no address of its own, deaf to router advertisements. */
+function hasNoIpv6(conf: Ipv6LinkConf): boolean {
+  return conf.disabled && conf.acceptRa === 0 && conf.addrGenMode === ADDR_GEN_MODE_NONE;
+}
+
+/**
+ * Equivalent to: `sysctl -w net.ipv6.conf.$tap.addr_gen_mode=1 net.ipv6.conf.$tap.accept_ra=0
+ * net.ipv6.conf.$tap.disable_ipv6=1`; disabling IPv6 last removes the addresses the link got
+ * meanwhile. Returns whether anything had to change.
+ */
+function turnIpv6Off(tapName: string): boolean {
+  let changed = false;
+  for (const [key, value] of TAP_IPV6_SYSCTLS) changed = sysctlSet(`net.ipv6.conf.${tapName}.${key}`, value) || changed;
+  return changed;
+}
+
 /**
  * A Function runs as a Firecracker microVM behind a host TAP: one /30 from the pool,
  * a persistent TAP with the host address, and a DNAT per exposed port (the FORWARD rules are
@@ -111,7 +133,7 @@ export class FunctionStrategy implements WorkloadStrategy {
   /** Which instance owns each TAP name, to refuse the (unlikely) hash collision. */
   private readonly taps = new Map<string, string>();
   /** What setupNode read for the reconcile that follows it at start; taken by that reconcile. */
-  private startState: { links: LinkInfo[]; addresses: AddressInfo[]; saved: Promise<string> } | undefined;
+  private startState: { links: LinkInfo[]; addresses: AddressInfo[]; saved: Promise<string>; saved6: Promise<string> | undefined } | undefined;
 
   constructor(options: FunctionStrategyOptions) {
     this.options = options;
@@ -124,7 +146,7 @@ export class FunctionStrategy implements WorkloadStrategy {
   }
 
   private get nodeRuleOptions(): NodeRuleOptions {
-    return { pool: this.options.pool.toString(), localhost: this.options.localhost };
+    return { pool: this.options.pool.toString(), localhost: this.options.localhost, egressDeny: this.options.egressDeny };
   }
 
   private rulesOf(network: InstanceNetwork) {
@@ -141,6 +163,8 @@ export class FunctionStrategy implements WorkloadStrategy {
     // store load that follows, which keep this thread busy (on 2 cores, ~100 ms less at 5000).
     const saved = iptables.save();
     saved.catch(() => undefined); // awaited by the start reconcile; setupNode may throw first
+    const saved6 = this.options.ip6tables?.save();
+    saved6?.catch(() => undefined); // likewise
     const conntrack = this.options.conntrack.available();
     conntrack.catch(() => undefined); // awaited below
     const links = await rtnetlink.linkList();
@@ -157,7 +181,7 @@ export class FunctionStrategy implements WorkloadStrategy {
     sysctlSet("net.ipv4.ip_forward", "1");
     // The reconcile at start comes next, with nothing served in between: nothing of ours can
     // change links or addresses before it, so it takes these dumps rather than repeating them.
-    this.startState = { links, addresses, saved };
+    this.startState = { links, addresses, saved, saved6 };
     if (this.options.mtu === "auto") {
       const route = routes.find((r) => r.prefixLength === 0 && r.index !== undefined);
       const link = links.find((l) => l.index === route?.index);
@@ -394,17 +418,35 @@ export class FunctionStrategy implements WorkloadStrategy {
     // From the link dump: new TAPs got it from addTap.
     const linkByName = new Map(links.map((link) => [link.name, link]));
     let localnetRepaired = 0;
+    let ipv6Repaired = 0;
     for (const network of networks) {
       const link = linkByName.get(functionOf(network).tapName);
-      if (link?.kind === "tun" && link.routeLocalnet !== this.options.localhost && this.setRouteLocalnet(link.name)) localnetRepaired++;
+      if (link?.kind !== "tun") continue;
+      if (link.routeLocalnet !== this.options.localhost && this.setRouteLocalnet(link.name)) localnetRepaired++;
+      if (link.ipv6 !== undefined && !hasNoIpv6(link.ipv6) && turnIpv6Off(link.name)) ipv6Repaired++;
     }
+    const ipv6Rules = await this.reconcileIpv6Rules(start?.saved6);
     await this.rules.submit(plan.rules);
     for (const address of plan.removeAddresses) await rtnetlink.addrDel(address.index, address.address, address.prefixLength);
     await Promise.all(plan.deleteTaps.map((tapName) => this.deleteTap(tapName)));
     // Spares are made once the node is in shape: their TAP work would only slow this down.
     if (start !== undefined) this.options.spares.start(start.links);
-    const actions = planActions(plan);
-    return localnetRepaired === 0 ? actions : { ...actions, route_localnet_repaired: localnetRepaired };
+    const repaired = { route_localnet_repaired: localnetRepaired, ipv6_repaired: ipv6Repaired, ipv6_rule_repaired: ipv6Rules };
+    return { ...planActions(plan), ...Object.fromEntries(Object.entries(repaired).filter(([, count]) => count > 0)) };
+  }
+
+  /**
+   * Makes ip6tables hold exactly nodeIpv6Rules (missing ones inserted, duplicates and stale
+   * rules of ours removed), with the same planner as the IPv4 rules. Returns how many
+   * changes that took.
+   */
+  private async reconcileIpv6Rules(startSaved: Promise<string> | undefined): Promise<number> {
+    const { ip6tables } = this.options;
+    if (ip6tables === undefined) return 0;
+    const saved = parseIptablesSave(await (startSaved ?? ip6tables.save()));
+    const { rules } = planReconcile({ taps: [], chains: [], jumps: nodeIpv6Rules(), fixed: [], rules: [] }, { links: [], addresses: [], saved });
+    await ip6tables.restore(renderRestore(rules));
+    return rules.insert.length + rules.delete.length;
   }
 
   private reserve(network: InstanceNetwork): void {

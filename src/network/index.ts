@@ -1,8 +1,10 @@
+import { existsSync } from "node:fs";
 import type { Logger } from "../logger.js";
 import { CommandLauncher } from "./command-launcher.js";
 import { Conntrack } from "./conntrack.js";
 import { FunctionStrategy } from "./function-strategy.js";
 import { InstanceStore } from "./instance-store.js";
+import { DEFAULT_EGRESS_DENY } from "./iptables-rules.js";
 import { Iptables, type IptablesOptions } from "./iptables.js";
 import { Ipv4Cidr } from "./ipv4-cidr.js";
 import { NetworkManager } from "./network-manager.js";
@@ -23,6 +25,7 @@ export type { NetworkObserver } from "./network-observer.js";
 export { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS, type PortPolicyOptions } from "./port-policy.js";
 
 export { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "./spare-taps.js";
+export { DEFAULT_EGRESS_DENY } from "./iptables-rules.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/rik-network";
 
@@ -37,6 +40,10 @@ export interface NetworkPlaneOptions {
   readonly portPolicy?: PortPolicyOptions;
   readonly logger: Logger;
   readonly iptables?: IptablesOptions;
+  /** ip6tables-restore and -save of the same backend as `iptables`. Default ip6tables-restore, ip6tables-save. */
+  readonly ip6tables?: { readonly restoreCommand: string; readonly saveCommand: string };
+  /** Destinations (IPv4 CIDRs) guests never reach. Default DEFAULT_EGRESS_DENY; [] turns it off. */
+  readonly egressDeny?: readonly string[];
   readonly observer?: NetworkObserver;
   /** Directory of the durable instance store. Default /var/lib/rik-network. */
   readonly stateDir?: string;
@@ -64,13 +71,19 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   // has a long-lived process of its own (RestoreSession): conntrack for UDP, legacy's iptables-restore.
   const launcher = new CommandLauncher();
   const iptables = new Iptables({ ...options.iptables, launcher, ...(observer === undefined ? {} : { observer }) });
+  // Rarely used (reconciles only): exec'd through the launcher, no long-lived session.
+  const ip6tables = existsSync("/proc/sys/net/ipv6")
+    ? new Iptables({ restoreCommand: "ip6tables-restore", saveCommand: "ip6tables-save", ...options.ip6tables, launcher, session: false })
+    : undefined;
   const portPolicy = new PortPolicy(options.portPolicy ?? { ...DEFAULT_HOST_PORTS, reserved: [] });
   const functions = new FunctionStrategy({
     pool,
     mtu: options.mtu,
     localhost: options.localhost ?? true,
     portPolicy,
+    egressDeny: options.egressDeny ?? DEFAULT_EGRESS_DENY,
     iptables,
+    ip6tables,
     rtnetlink,
     taps,
     spares,

@@ -3,6 +3,7 @@ import {
   instanceRules,
   nodeChainRules,
   nodeChains,
+  nodeIpv6Rules,
   nodeJumpRules,
   parseIptablesSave,
   portShardChain,
@@ -19,7 +20,7 @@ const instance = {
 };
 
 test("node setup: chains, one jump per built-in chain inserted at the top, node chains in order", (t) => {
-  const options = { pool: "10.220.0.0/24", localhost: true };
+  const options = { pool: "10.220.0.0/24", localhost: true, egressDeny: ["169.254.0.0/16"] };
   const text = renderRestore({ createChains: nodeChains(), insert: nodeJumpRules(options), append: nodeChainRules(options) });
   const c = '-m comment --comment "rik-network"';
   const lines = text.split("\n");
@@ -51,6 +52,8 @@ test("node setup: chains, one jump per built-in chain inserted at the top, node 
     ":RIKLET-INPUT - [0:0]",
     `-I FORWARD 1 ${c} -j RIKLET-FORWARD`,
     `-I INPUT 1 -i rik+ ${c} -j RIKLET-INPUT`,
+    `-A RIKLET-FORWARD -i rik+ -p tcp -m conntrack --ctorigdst 169.254.0.0/16 ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-FORWARD -i rik+ -m conntrack --ctorigdst 169.254.0.0/16 ${c} -j REJECT --reject-with icmp-port-unreachable`,
     `-A RIKLET-FORWARD -d 10.220.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j ACCEPT`,
     `-A RIKLET-FORWARD -d 10.220.0.0/24 -o rik+ -m conntrack --ctstate DNAT ${c} -j ACCEPT`,
     `-A RIKLET-FORWARD -s 10.220.0.0/24 ! -d 10.220.0.0/24 -i rik+ ${c} -j ACCEPT`,
@@ -59,12 +62,38 @@ test("node setup: chains, one jump per built-in chain inserted at the top, node 
     `-A RIKLET-FORWARD -i rik+ -p tcp ${c} -j REJECT --reject-with tcp-reset`,
     `-A RIKLET-FORWARD -i rik+ ${c} -j REJECT --reject-with icmp-port-unreachable`,
     `-A RIKLET-INPUT -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j RETURN`,
+    `-A RIKLET-INPUT -d 169.254.0.0/16 -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-INPUT -d 169.254.0.0/16 ${c} -j REJECT --reject-with icmp-port-unreachable`,
     `-A RIKLET-INPUT -p icmp ${c} -j RETURN`,
     `-A RIKLET-INPUT -p tcp ${c} -j REJECT --reject-with tcp-reset`,
     `-A RIKLET-INPUT ${c} -j REJECT --reject-with icmp-port-unreachable`,
     "COMMIT",
     "",
   ]);
+});
+
+test("egress deny: each range refused with a reset or an ICMP error, before anything is accepted, forwarded or on the node", (t) => {
+  const deny = ["169.254.0.0/16", "198.51.100.0/24"];
+  const rules = nodeChainRules({ pool: POOL, localhost: true, egressDeny: deny });
+  const forward = rules.filter((rule) => rule.chain === "RIKLET-FORWARD");
+  const input = rules.filter((rule) => rule.chain === "RIKLET-INPUT");
+  for (const cidr of deny) {
+    const inForward = forward.flatMap((rule, at) => (rule.spec.includes(`--ctorigdst ${cidr} `) ? [at] : []));
+    t.is(inForward.length, 2, cidr);
+    t.true(inForward.every((at) => at < forward.findIndex((rule) => rule.spec.endsWith("-j ACCEPT"))), `${cidr} before every ACCEPT`);
+    const inInput = input.flatMap((rule, at) => (rule.spec.startsWith(`-d ${cidr} `) ? [at] : []));
+    t.is(inInput.length, 2, cidr);
+    t.true(inInput.every((at) => at < input.findIndex((rule) => rule.spec.startsWith("-p icmp"))), `${cidr} before ICMP is let through`);
+  }
+  for (const rule of [...forward, ...input].filter((rule) => deny.some((cidr) => rule.spec.includes(cidr)))) {
+    t.regex(rule.spec, /-j REJECT --reject-with (tcp-reset|icmp-port-unreachable)$/);
+  }
+  const none = nodeChainRules({ pool: POOL, localhost: true, egressDeny: [] });
+  t.is(none.length, rules.length - 4 * deny.length);
+});
+
+test("IPv6: one raw PREROUTING drop of everything from a guest TAP", (t) => {
+  t.is(renderRestore({ insert: nodeIpv6Rules() }), '*raw\n-I PREROUTING 1 -i rik+ -m comment --comment "rik-network" -j DROP\nCOMMIT\n');
 });
 
 test("port shards: 512 host ports each", (t) => {
@@ -75,11 +104,11 @@ test("port shards: 512 host ports each", (t) => {
 });
 
 test("without localhost, OUTPUT skips loopback destinations and loopback sources are not masqueraded", (t) => {
-  const options = { pool: POOL, localhost: false };
+  const options = { pool: POOL, localhost: false, egressDeny: [] };
   const output = nodeJumpRules(options).find((rule) => rule.chain === "OUTPUT")!;
   t.is(output.spec, '! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -m comment --comment "rik-network" -j RIKLET');
   t.false(nodeChainRules(options).some((rule) => rule.spec.includes("-s 127.0.0.0/8")));
-  t.true(nodeChainRules({ pool: POOL, localhost: true }).some((rule) => rule.spec.includes("-s 127.0.0.0/8")));
+  t.true(nodeChainRules({ pool: POOL, localhost: true, egressDeny: [] }).some((rule) => rule.spec.includes("-s 127.0.0.0/8")));
 });
 
 test("an instance gets a DNAT per port, in the shard of its host port, and no filter rule", (t) => {
@@ -154,7 +183,7 @@ test("parses iptables-save into chains and rules of nat and filter", (t) => {
 
 test("rendered rules compare equal to what iptables-save prints, quoted or not", (t) => {
   const present = new Set(parseIptablesSave(saved).rules.map(ruleKey));
-  t.true(present.has(ruleKey(nodeJumpRules({ pool: POOL, localhost: true }).find((rule) => rule.chain === "FORWARD")!)));
+  t.true(present.has(ruleKey(nodeJumpRules({ pool: POOL, localhost: true, egressDeny: [] }).find((rule) => rule.chain === "FORWARD")!)));
   for (const rule of instanceRules({ ...instance, ports: instance.ports })) t.true(present.has(ruleKey(rule)), rule.spec);
 });
 

@@ -64,12 +64,17 @@ function comment(text: string): string {
 
 const node = comment(NODE_COMMENT);
 
+/** Link-local, which holds the cloud metadata service (169.254.169.254) and the node's credentials behind it. */
+export const DEFAULT_EGRESS_DENY: readonly string[] = ["169.254.0.0/16"];
+
 /** What the node-wide rules depend on. */
 export interface NodeRuleOptions {
   /** The address pool, as a CIDR. */
   readonly pool: string;
   /** Whether 127.0.0.1:<port> on the node reaches the guests. */
   readonly localhost: boolean;
+  /** Destinations (IPv4 CIDRs) guests never reach, neither forwarded nor on the node. */
+  readonly egressDeny: readonly string[];
 }
 
 /*
@@ -138,7 +143,7 @@ export function nodeJumpRules({ localhost }: NodeRuleOptions): Rule[] {
  * The whole content of the node-wide chains, in order: reconcile rewrites a chain whose
  * content differs, since a rule appended after the REJECTs would never match.
  */
-export function nodeChainRules({ pool, localhost }: NodeRuleOptions): Rule[] {
+export function nodeChainRules({ pool, localhost, egressDeny }: NodeRuleOptions): Rule[] {
   const nat = (spec: string): Rule => ({ table: "nat", chain: POSTROUTING_CHAIN, spec });
   const forward = (spec: string): Rule => ({ table: "filter", chain: FORWARD_CHAIN, spec });
   const input = (spec: string): Rule => ({ table: "filter", chain: INPUT_CHAIN, spec });
@@ -149,6 +154,18 @@ export function nodeChainRules({ pool, localhost }: NodeRuleOptions): Rule[] {
       return { table: "nat", chain: NAT_CHAIN, spec: `-p ${protocol} -m ${protocol} --dport ${range} ${node} -j ${portShardChain(first)}` };
     }),
   );
+  // Refused with a reset or an ICMP error, so that a guest fails at once instead of hanging.
+  // Matched on the original destination, first: a DNAT (hairpin through a node address in a
+  // denied range) must not turn a denied destination into an accepted one.
+  const deniedForward = egressDeny.flatMap((cidr) => [
+    forward(`-i ${GUEST_TAPS} -p tcp -m conntrack --ctorigdst ${cidr} ${node} -j REJECT --reject-with tcp-reset`),
+    forward(`-i ${GUEST_TAPS} -m conntrack --ctorigdst ${cidr} ${node} -j REJECT --reject-with icmp-port-unreachable`),
+  ]);
+  // The node's own addresses in a denied range: ICMP to them too, which RIKLET-INPUT otherwise lets through.
+  const deniedInput = egressDeny.flatMap((cidr) => [
+    input(`-d ${cidr} -p tcp ${node} -j REJECT --reject-with tcp-reset`),
+    input(`-d ${cidr} ${node} -j REJECT --reject-with icmp-port-unreachable`),
+  ]);
   return [
     ...portJumps,
     nat(`-s ${pool} ! -d ${pool} ${node} -j MASQUERADE`),
@@ -156,6 +173,7 @@ export function nodeChainRules({ pool, localhost }: NodeRuleOptions): Rule[] {
     nat(`-s ${pool} -d ${pool} -m conntrack --ctstate DNAT ${node} -j MASQUERADE`),
     // A loopback source cannot leave the node: the guest would answer 127.0.0.1, itself.
     ...(localhost ? [nat(`-s ${LOOPBACK} -d ${pool} ${node} -j MASQUERADE`)] : []),
+    ...deniedForward,
     forward(`-d ${pool} -m conntrack --ctstate RELATED,ESTABLISHED ${node} -j ACCEPT`),
     // New connections to a guest only through one of our DNATs, i.e. to a port it exposes.
     forward(`-d ${pool} -o ${GUEST_TAPS} -m conntrack --ctstate DNAT ${node} -j ACCEPT`),
@@ -167,10 +185,21 @@ export function nodeChainRules({ pool, localhost }: NodeRuleOptions): Rule[] {
     forward(`-i ${GUEST_TAPS} -p tcp ${node} -j REJECT --reject-with tcp-reset`),
     forward(`-i ${GUEST_TAPS} ${node} -j REJECT --reject-with icmp-port-unreachable`),
     input(`-m conntrack --ctstate RELATED,ESTABLISHED ${node} -j RETURN`),
+    ...deniedInput,
     input(`-p icmp ${node} -j RETURN`),
     input(`-p tcp ${node} -j REJECT --reject-with tcp-reset`),
     input(`${node} -j REJECT --reject-with icmp-port-unreachable`),
   ];
+}
+
+/**
+ * The ip6tables rules, in raw PREROUTING: everything that arrives from a guest TAP is dropped
+ * before routing, whatever its destination (the node, another guest, the world). Guests are
+ * IPv4 only; this backs up the TAPs' own IPv6 settings (disable_ipv6, no link-local address,
+ * accept_ra off), should anything turn them back on.
+ */
+export function nodeIpv6Rules(): Rule[] {
+  return [{ table: "raw", chain: "PREROUTING", spec: `-i ${GUEST_TAPS} ${node} -j DROP` }];
 }
 
 export interface InstanceRuleInput {

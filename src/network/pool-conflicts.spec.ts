@@ -4,9 +4,9 @@ import { findPoolConflicts } from "./pool-conflicts.js";
 
 const pool = Ipv4Cidr.parse("10.220.0.0/16");
 const links = [
-  { index: 1, name: "lo", kind: undefined, up: true, mtu: 1500, routeLocalnet: false },
-  { index: 2, name: "eth0", kind: undefined, up: true, mtu: 1500, routeLocalnet: false },
-  { index: 3, name: "rikabcdefghijkl", kind: "tun", up: true, mtu: 1500, routeLocalnet: false },
+  { index: 1, name: "lo", kind: undefined, up: true, mtu: 1500, routeLocalnet: false, ipv6: undefined },
+  { index: 2, name: "eth0", kind: undefined, up: true, mtu: 1500, routeLocalnet: false, ipv6: undefined },
+  { index: 3, name: "rikabcdefghijkl", kind: "tun", up: true, mtu: 1500, routeLocalnet: false, ipv6: undefined },
 ];
 
 test("a host outside the pool has no conflicts; the default route never counts", (t) => {

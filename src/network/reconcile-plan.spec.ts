@@ -8,7 +8,7 @@ const tapA = { tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 3
 const tapB = { tapName: "rikbbbbbbbbbbbb", hostIp: "10.220.0.5", prefixLength: 30, mtu: 1500 };
 const rulesA = instanceRules({ instanceId: "a", guestIp: "10.220.0.2", ports: [{ protocol: "tcp", hostPort: 8080, guestPort: 80 }] });
 const rulesB = instanceRules({ instanceId: "b", guestIp: "10.220.0.6", ports: [{ protocol: "udp", hostPort: 5353, guestPort: 53 }] });
-const nodeOptions = { pool: POOL, localhost: true };
+const nodeOptions = { pool: POOL, localhost: true, egressDeny: ["169.254.0.0/16"] };
 const fixed = nodeChainRules(nodeOptions);
 
 const desired: DesiredState = {
@@ -30,7 +30,7 @@ function save(rules: readonly Rule[], chains = nodeChains().map(chainKey)): stri
   return lines.join("\n");
 }
 
-const link = (index: number, name: string, extra: Partial<LinkInfo> = {}): LinkInfo => ({ index, name, kind: "tun", up: true, mtu: 1500, routeLocalnet: true, ...extra });
+const link = (index: number, name: string, extra: Partial<LinkInfo> = {}): LinkInfo => ({ index, name, kind: "tun", up: true, mtu: 1500, routeLocalnet: true, ipv6: undefined, ...extra });
 const address = (index: number, a: string): AddressInfo => ({ index, address: a, prefixLength: 30 });
 const healthy = {
   links: [link(1, "lo", { kind: undefined }), link(2, tapA.tapName), link(3, tapB.tapName)],
@@ -152,7 +152,7 @@ test("the layout of an older version is replaced: a tagged MASQUERADE in POSTROU
 });
 
 test("turning localhost off changes the OUTPUT jump and drops the loopback MASQUERADE", (t) => {
-  const off = { pool: POOL, localhost: false };
+  const off = { pool: POOL, localhost: false, egressDeny: ["169.254.0.0/16"] };
   const plan = planReconcile({ ...desired, jumps: nodeJumpRules(off), fixed: nodeChainRules(off) }, healthy);
   t.deepEqual(plan.rules.flushChains, [{ table: "nat", name: "RIKLET-POSTROUTING" }]);
   t.deepEqual(plan.rules.insert.map((r) => r.chain), ["OUTPUT"]);

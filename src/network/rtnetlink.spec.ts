@@ -1,5 +1,5 @@
 import test from "ava";
-import { errnoOf, linkKind, routeLocalnetOf } from "./rtnetlink.js";
+import { errnoOf, ipv6ConfOf, linkKind, routeLocalnetOf } from "./rtnetlink.js";
 
 test("errno is read from netlink's message text", (t) => {
   t.is(errnoOf(new Error("Request rejected: ENODEV")), "ENODEV");
@@ -28,4 +28,25 @@ test("route_localnet is read from IFLA_INET_CONF in the AF_INET part of IFLA_AF_
   t.true(routeLocalnetOf(inetConf(conf)));
   t.is(routeLocalnetOf(inetConf(conf.slice(0, 20))), undefined, "a kernel too old to have it");
   t.is(routeLocalnetOf(undefined), undefined);
+});
+
+test("disable_ipv6, accept_ra and addr_gen_mode are read from the AF_INET6 part of IFLA_AF_SPEC", (t) => {
+  // IFLA_INET6_CONF (type 2): s32 per DEVCONF_*, from 0; IFLA_INET6_ADDR_GEN_MODE (type 8): u8.
+  const conf = (values: number[]) => {
+    const nest = Buffer.alloc(4 + 4 * values.length);
+    nest.writeUInt16LE(nest.length, 0);
+    nest.writeUInt16LE(2, 2);
+    values.forEach((value, index) => nest.writeInt32LE(value, 4 + 4 * index));
+    return nest;
+  };
+  const mode = (value: number) => Buffer.from([5, 0, 8, 0, value, 0, 0, 0]);
+  const values = new Array<number>(40).fill(0);
+  values[3] = 1; // accept_ra
+  t.deepEqual(ipv6ConfOf(Buffer.concat([conf(values), mode(0)])), { disabled: false, acceptRa: 1, addrGenMode: 0 });
+  values[3] = 0;
+  values[26] = 1; // disable_ipv6
+  t.deepEqual(ipv6ConfOf(Buffer.concat([mode(1), conf(values)])), { disabled: true, acceptRa: 0, addrGenMode: 1 });
+  t.is(ipv6ConfOf(Buffer.concat([conf(values.slice(0, 20)), mode(1)])), undefined, "a conf array too short to hold disable_ipv6");
+  t.is(ipv6ConfOf(conf(values)), undefined, "no addr_gen_mode");
+  t.is(ipv6ConfOf(undefined), undefined);
 });

@@ -18,6 +18,18 @@ export interface LinkInfo {
   readonly mtu: number;
   /** net.ipv4.conf.<name>.route_localnet; undefined when the link has no IPv4 configuration. */
   readonly routeLocalnet: boolean | undefined;
+  /** The link's IPv6 settings; undefined when it has no IPv6 configuration (e.g. IPv6 off in the kernel). */
+  readonly ipv6: Ipv6LinkConf | undefined;
+}
+
+/** The IPv6 settings of a link that decide whether it speaks IPv6 at all. */
+export interface Ipv6LinkConf {
+  /** net.ipv6.conf.<name>.disable_ipv6 */
+  readonly disabled: boolean;
+  /** net.ipv6.conf.<name>.accept_ra, 0 to 2 */
+  readonly acceptRa: number;
+  /** net.ipv6.conf.<name>.addr_gen_mode: 0 eui64, 1 none, 2 stable privacy, 3 random */
+  readonly addrGenMode: number;
 }
 
 export interface AddressInfo {
@@ -79,6 +91,33 @@ export function routeLocalnetOf(inet: Buffer | undefined): boolean | undefined {
     routeLocalnet = at + 4 <= end ? inet.readUInt32LE(at) !== 0 : undefined;
   });
   return routeLocalnet;
+}
+
+const AF_INET6 = 10;
+/** Attributes of the AF_INET6 part of IFLA_AF_SPEC (enum in <linux/if_link.h>). */
+const IFLA_INET6_CONF = 2;
+const IFLA_INET6_ADDR_GEN_MODE = 8;
+/** Indexes into IFLA_INET6_CONF, an array of s32 indexed by DEVCONF_* (<linux/ipv6.h>). */
+const DEVCONF_ACCEPT_RA = 3;
+const DEVCONF_DISABLE_IPV6 = 26;
+
+/**
+ * Reads disable_ipv6, accept_ra and addr_gen_mode from the raw AF_INET6 part of
+ * IFLA_AF_SPEC: the link dump carries them, so reconcile checks every TAP's IPv6 without a
+ * /proc/sys read per TAP.
+ */
+export function ipv6ConfOf(inet6: Buffer | undefined): Ipv6LinkConf | undefined {
+  if (inet6 === undefined) return undefined;
+  let conf: { disabled: boolean; acceptRa: number } | undefined;
+  let addrGenMode: number | undefined;
+  forEachAttribute(inet6, 0, inet6.length, (type, start, end) => {
+    if (type === IFLA_INET6_CONF && conf === undefined && start + 4 * (DEVCONF_DISABLE_IPV6 + 1) <= end) {
+      conf = { disabled: inet6.readInt32LE(start + 4 * DEVCONF_DISABLE_IPV6) !== 0, acceptRa: inet6.readInt32LE(start + 4 * DEVCONF_ACCEPT_RA) };
+    } else if (type === IFLA_INET6_ADDR_GEN_MODE && end > start) {
+      addrGenMode = inet6[start];
+    }
+  });
+  return conf === undefined || addrGenMode === undefined ? undefined : { ...conf, addrGenMode };
 }
 
 /** Requests in flight at once: enough to overlap round trips, few enough that the replies fit the receive buffer. */
@@ -333,6 +372,7 @@ export function parseLink(data: Buffer): LinkInfo | undefined {
   let mtu = 0;
   let kind: string | undefined;
   let routeLocalnet: boolean | undefined;
+  let ipv6: Ipv6LinkConf | undefined;
   forEachAttribute(data, IFINFOMSG_BYTES, data.length, (type, start, end) => {
     if (type === IFLA_IFNAME) name = data.toString("utf8", start, end).replace(/\0+$/, "");
     else if (type === IFLA_MTU && end - start >= 4) mtu = data.readUInt32LE(start);
@@ -340,10 +380,11 @@ export function parseLink(data: Buffer): LinkInfo | undefined {
     else if (type === IFLA_AF_SPEC) {
       forEachAttribute(data, start, end, (family, from, to) => {
         if (family === AF_INET) routeLocalnet = routeLocalnetOf(data.subarray(from, to));
+        else if (family === AF_INET6) ipv6 = ipv6ConfOf(data.subarray(from, to));
       });
     }
   });
-  return { index: data.readInt32LE(4), name, kind, up: (data.readUInt32LE(8) & IFF_UP) !== 0, mtu, routeLocalnet };
+  return { index: data.readInt32LE(4), name, kind, up: (data.readUInt32LE(8) & IFF_UP) !== 0, mtu, routeLocalnet, ipv6 };
 }
 
 export function parseAddress(data: Buffer): AddressInfo | undefined {

@@ -11,6 +11,19 @@ const IFF_VNET_HDR = 0x4000;
 const IFREQ_SIZE = 40;
 const IFNAMSIZ = 16;
 
+/** net.ipv6.conf.<tap>.addr_gen_mode: no address generated, link-local included. */
+export const ADDR_GEN_MODE_NONE = 1;
+
+/**
+ * A guest TAP's IPv6 settings, in the order they are set: no address of its own, deaf to
+ * router advertisements, then IPv6 off (which also removes any address it got meanwhile).
+ */
+export const TAP_IPV6_SYSCTLS: readonly (readonly [key: string, value: string])[] = [
+  ["addr_gen_mode", String(ADDR_GEN_MODE_NONE)],
+  ["accept_ra", "0"],
+  ["disable_ipv6", "1"],
+];
+
 /** The flags Firecracker opens its TAP with; the persistent device is made to match. */
 export const TAP_FLAGS = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 

@@ -58,7 +58,8 @@ export interface IpRoute {
   readonly [key: string]: unknown;
 }
 
-async function ipJson<T>(ns: string, args: readonly string[]): Promise<T> {
+/** `ip -j args...` in `ns`, parsed. */
+export async function ipJson<T>(ns: string, args: readonly string[]): Promise<T> {
   const { stdout } = await execIn(ns, "ip", ["-j", ...args]);
   const text = String(stdout).trim();
   return (text === "" ? [] : JSON.parse(text)) as T;

@@ -29,7 +29,7 @@ export interface UdpEcho {
 const ECHO_SCRIPT = `
 const dgram = require("node:dgram");
 const [port, host, reply] = process.argv.slice(1);
-const socket = dgram.createSocket("udp4");
+const socket = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
 socket.on("message", (message, remote) => {
   process.stdout.write(JSON.stringify({ datagram: { remoteAddress: remote.address, remotePort: remote.port, payload: String(message) } }) + "\\n");
   // A reply that cannot be routed (e.g. to a spoofed source) is the client's loss, not a reason to stop.

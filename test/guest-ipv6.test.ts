@@ -1,0 +1,167 @@
+/**
+ * IPv6 from a hostile guest. Guests are IPv4 only: the host side of every TAP has IPv6 off
+ * (disable_ipv6, no link-local address, accept_ra 0), and ip6tables drops whatever arrives from
+ * a guest TAP should those settings be turned back on. The guest here is a frame injector
+ * attached to the TAP as a VMM attaches: it writes the frames a compromised guest kernel
+ * could send. A control TAP made by hand in the same node namespace (`ctl0`, with the
+ * kernel's IPv6 defaults, outside `rik+`) gets the same frames, to prove that each one does
+ * reach the node when nothing stops it.
+ */
+import test from "ava";
+import { createTap } from "./helpers/hand-made-guest.js";
+import { attachHostileGuest, type HostileGuest } from "./helpers/hostile-guest.js";
+import {
+  echoRequest,
+  ICMPV6_ECHO_REPLY,
+  ICMPV6_NEIGHBOR_ADVERTISEMENT,
+  linkLocalOf,
+  neighborSolicitation,
+  routerAdvertisement,
+  udpDatagram,
+} from "./helpers/ipv6-frames.js";
+import { ipJson, ipLinks, spareTapLinks, type IpAddr, type IpLink, type IpRoute } from "./helpers/kernel-state.js";
+import { execIn, type TeardownHost } from "./helpers/netns.js";
+import { startService } from "./helpers/service-process.js";
+import { startNode } from "./helpers/start-node.js";
+import { startUdpEcho } from "./helpers/udp-echo.js";
+import { until } from "./helpers/until.js";
+import { functionDefinition } from "./helpers/workload-client.js";
+
+const NODE6 = "2001:db8:ff::1";
+const WORLD6 = "2001:db8:ff::2";
+const CONTROL_TAP = "ctl0";
+const CONTROL_GUEST_MAC = "02:00:00:00:c0:02";
+const IPV6_DROP_RULE = "-A PREROUTING -i rik+ -m comment --comment rik-network -j DROP";
+const NODE_UDP_PORT = 7777;
+
+async function macOf(ns: string, link: string): Promise<string> {
+  return (await ipJson<IpLink[]>(ns, ["link", "show", "dev", link]))[0]!.address!;
+}
+
+async function inet6Of(ns: string, link: string, usable = false): Promise<string[]> {
+  const [entry] = await ipJson<IpAddr[]>(ns, ["addr", "show", "dev", link]);
+  return (entry?.addr_info ?? []).filter((a) => a.family === "inet6" && !(usable && a["tentative"] === true)).map((a) => a.local);
+}
+
+async function ipv6Sysctls(ns: string, link: string): Promise<Record<string, string>> {
+  const read = async (key: string) => String((await execIn(ns, "cat", [`/proc/sys/net/ipv6/conf/${link}/${key}`])).stdout).trim();
+  return { disable_ipv6: await read("disable_ipv6"), accept_ra: await read("accept_ra"), addr_gen_mode: await read("addr_gen_mode") };
+}
+
+const IPV6_OFF = { disable_ipv6: "1", accept_ra: "0", addr_gen_mode: "1" };
+
+async function ip6tablesRaw(ns: string): Promise<string[]> {
+  return String((await execIn(ns, "ip6tables-save", ["-t", "raw"])).stdout).split("\n");
+}
+
+/**
+ * The node as the tests need it: an IPv6 subnet between node and world (2001:db8:ff::/64),
+ * a Function instance, the control TAP, and a hostile guest on each.
+ */
+async function ipv6Node(t: TeardownHost, extraArgs: readonly string[] = []) {
+  const { topology, service, client } = await startNode(t, {
+    service: { extraArgs },
+    beforeService: async (topo) => {
+      await topo.execNode("ip", ["-6", "addr", "add", `${NODE6}/64`, "dev", topo.nodeVeth, "nodad"]);
+      await topo.execWorld("ip", ["-6", "addr", "add", `${WORLD6}/64`, "dev", topo.worldVeth, "nodad"]);
+      await createTap(topo.node, CONTROL_TAP, "10.99.0.1/30");
+    },
+  });
+  const created = await client.create("fn-v6", functionDefinition());
+  const fn = created.network.value!;
+  const tapMac = await macOf(topology.node, fn.tapName);
+  const controlMac = await macOf(topology.node, CONTROL_TAP);
+  const guest = await attachHostileGuest(topology.node, fn.tapName, fn.guestMac);
+  const control = await attachHostileGuest(topology.node, CONTROL_TAP, CONTROL_GUEST_MAC);
+  // The control TAP has carrier now (a queue is attached): wait for its link-local address to be usable.
+  await until(`${CONTROL_TAP}'s link-local address`, async () =>
+    (await inet6Of(topology.node, CONTROL_TAP, true)).includes(linkLocalOf(controlMac)) ? true : undefined,
+  );
+  return { topology, service, client, fn, tapMac, controlMac, guest, control };
+}
+
+/** What each hostile guest sends to the node itself: a neighbour solicitation, a multicast ping, a datagram to a [::] socket. */
+async function probeNode(guest: HostileGuest, hostMac: string, payload: string, destination: string): Promise<void> {
+  const source = linkLocalOf(guest.mac);
+  await guest.send(neighborSolicitation({ sourceMac: guest.mac, source }, linkLocalOf(hostMac)));
+  await guest.send(echoRequest({ sourceMac: guest.mac, destinationMac: "33:33:00:00:00:01", source, destination: "ff02::1" }, 7));
+  await guest.send(udpDatagram({ sourceMac: guest.mac, destinationMac: hostMac, source: "2001:db8:aa::2", destination }, 40000, NODE_UDP_PORT, payload));
+}
+
+test("IPv6: a guest's TAP has none, and a hostile guest finds no neighbour, reaches no node socket, sets no route, forwards nothing", async (t) => {
+  const { topology, fn, tapMac, controlMac, guest, control } = await ipv6Node(t);
+
+  // Step 1: the TAP has no IPv6 address and IPv6 is off on it; so on every spare; ip6tables drops the rest.
+  t.deepEqual(await inet6Of(topology.node, fn.tapName), []);
+  t.deepEqual(await ipv6Sysctls(topology.node, fn.tapName), IPV6_OFF);
+  const spares = spareTapLinks(await ipLinks(topology.node));
+  t.true(spares.length > 0, "the service keeps spare TAPs");
+  for (const spare of spares) t.deepEqual(await ipv6Sysctls(topology.node, spare.ifname), IPV6_OFF, spare.ifname);
+  t.true((await ip6tablesRaw(topology.node)).includes(IPV6_DROP_RULE));
+
+  // Step 2: neighbour solicitation, ping ff02::1, a datagram to a node socket on [::]; the guest first, then the control.
+  const nodeSocket = await startUdpEcho(topology.node, NODE_UDP_PORT, "node", { host: "::" });
+  await probeNode(guest, tapMac, "guest", NODE6);
+  await probeNode(control, controlMac, "control", NODE6);
+  await until("the node to answer the control guest", async () => {
+    const types = control.received().map((frame) => frame.icmpType);
+    const seen = types.includes(ICMPV6_ECHO_REPLY) && types.includes(ICMPV6_NEIGHBOR_ADVERTISEMENT) && nodeSocket.datagrams().length > 0;
+    return seen ? true : undefined;
+  });
+  t.deepEqual(guest.received(), [], "not one IPv6 frame from the node on the guest's TAP");
+  t.deepEqual(nodeSocket.datagrams().map((d) => d.payload), ["control"]);
+
+  // Step 3: router advertisements (default route and a prefix to autoconfigure): nothing changes on the node for the guest's.
+  const beside = async () => ({
+    routes: (await ipJson<IpRoute[]>(topology.node, ["-6", "route", "show", "table", "all"])).filter((route) => route.dev !== CONTROL_TAP),
+    addresses: (await ipJson<IpAddr[]>(topology.node, ["-6", "addr", "show"])).filter((entry) => entry.ifname !== CONTROL_TAP),
+  });
+  const before = await beside();
+  await guest.send(routerAdvertisement({ sourceMac: guest.mac, source: linkLocalOf(guest.mac) }, "2001:db8:66::"));
+  await control.send(routerAdvertisement({ sourceMac: control.mac, source: linkLocalOf(control.mac) }, "2001:db8:77::"));
+  await until("the control's advertisement to give the node a default route", async () => {
+    const defaults = await ipJson<IpRoute[]>(topology.node, ["-6", "route", "show", "default"]);
+    return defaults.some((route) => route.dev === CONTROL_TAP) ? true : undefined;
+  });
+  t.deepEqual(await beside(), before);
+
+  // Step 4: forwarding on, a datagram to the world with a made-up source: only the control's arrives.
+  await topology.execNode("sh", ["-c", "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"]);
+  const world = await startUdpEcho(topology.world, 9053, "world", { host: "::" });
+  const spoofed = { source: "2001:db8:bad::1", destination: WORLD6 };
+  await guest.send(udpDatagram({ ...spoofed, sourceMac: guest.mac, destinationMac: tapMac }, 40001, 9053, "guest"));
+  await control.send(udpDatagram({ ...spoofed, sourceMac: control.mac, destinationMac: controlMac }, 40001, 9053, "control"));
+  await until("the control's datagram to reach the world", async () => (world.datagrams().length > 0 ? true : undefined));
+  t.deepEqual(world.datagrams().map((d) => d.payload), ["control"]);
+});
+
+test("IPv6 turned back on on a TAP is still dropped by ip6tables, and the next reconcile turns it off and restores the rule", async (t) => {
+  // No resync: the repair must come from the restart below, not race with the probe.
+  const { topology, service, fn, tapMac, controlMac, guest, control } = await ipv6Node(t, ["--resync-interval", "0"]);
+
+  // Step 1: drift by hand: IPv6 on for the TAP, which gets a link-local address.
+  await topology.execNode("sh", ["-c", `echo 0 > /proc/sys/net/ipv6/conf/${fn.tapName}/addr_gen_mode && echo 0 > /proc/sys/net/ipv6/conf/${fn.tapName}/disable_ipv6`]);
+  const tapLinkLocal = linkLocalOf(tapMac);
+  await until("the TAP's link-local address", async () => ((await inet6Of(topology.node, fn.tapName)).includes(tapLinkLocal) ? true : undefined));
+
+  // Step 2: a datagram to the TAP's own link-local address, on a [::] socket: ip6tables drops it; the control's arrives.
+  const nodeSocket = await startUdpEcho(topology.node, NODE_UDP_PORT, "node", { host: "::" });
+  const send = (from: HostileGuest, hostMac: string, destination: string, payload: string) =>
+    from.send(udpDatagram({ sourceMac: from.mac, destinationMac: hostMac, source: linkLocalOf(from.mac), destination }, 40000, NODE_UDP_PORT, payload));
+  await send(guest, tapMac, tapLinkLocal, "guest");
+  await send(control, controlMac, linkLocalOf(controlMac), "control");
+  await until("the control's datagram", async () => (nodeSocket.datagrams().length > 0 ? true : undefined));
+  t.deepEqual(nodeSocket.datagrams().map((d) => d.payload), ["control"]);
+
+  // Step 3: the ip6tables rule deleted too; a restart reconciles both.
+  await topology.execNode("ip6tables", ["-t", "raw", "-D", "PREROUTING", "-i", "rik+", "-m", "comment", "--comment", "rik-network", "-j", "DROP"]);
+  t.false((await ip6tablesRaw(topology.node)).includes(IPV6_DROP_RULE));
+  await service.stop();
+  const restarted = await startService({ nodeNs: topology.node, pool: "10.220.0.0/24", socketPath: service.socketPath, readyTimeoutMs: 60_000 });
+  t.teardown(() => restarted.stop());
+  const line = await restarted.waitForLog((entry) => entry.message === "reconciled" && entry["trigger"] === "start");
+  t.like(line, { actions: { ipv6_repaired: 1, ipv6_rule_repaired: 1 } });
+  t.deepEqual(await ipv6Sysctls(topology.node, fn.tapName), IPV6_OFF);
+  t.deepEqual(await inet6Of(topology.node, fn.tapName), [], "turning IPv6 off removed the link-local address");
+  t.is((await ip6tablesRaw(topology.node)).filter((rule) => rule === IPV6_DROP_RULE).length, 1);
+});
