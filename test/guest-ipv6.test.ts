@@ -8,6 +8,7 @@
  * reach the node when nothing stops it.
  */
 import test from "ava";
+import { startHttpServer } from "./helpers/guest-relay.js";
 import { createTap } from "./helpers/hand-made-guest.js";
 import { attachHostileGuest, type HostileGuest } from "./helpers/hostile-guest.js";
 import {
@@ -16,7 +17,9 @@ import {
   ICMPV6_NEIGHBOR_ADVERTISEMENT,
   linkLocalOf,
   neighborSolicitation,
+  NEXT_HEADER_TCP,
   routerAdvertisement,
+  tcpSyn,
   udpDatagram,
 } from "./helpers/ipv6-frames.js";
 import { ipJson, ipLinks, spareTapLinks, type IpAddr, type IpLink, type IpRoute } from "./helpers/kernel-state.js";
@@ -33,6 +36,7 @@ const CONTROL_TAP = "ctl0";
 const CONTROL_GUEST_MAC = "02:00:00:00:c0:02";
 const IPV6_DROP_RULE = "-A PREROUTING -i rik+ -m comment --comment rik-network -j DROP";
 const NODE_UDP_PORT = 7777;
+const NODE_TCP_PORT = 7778;
 
 async function macOf(ns: string, link: string): Promise<string> {
   return (await ipJson<IpLink[]>(ns, ["link", "show", "dev", link]))[0]!.address!;
@@ -80,11 +84,15 @@ async function ipv6Node(t: TeardownHost, extraArgs: readonly string[] = []) {
   return { topology, service, client, fn, tapMac, controlMac, guest, control };
 }
 
-/** What each hostile guest sends to the node itself: a neighbour solicitation, a multicast ping, a datagram to a [::] socket. */
+/**
+ * What each hostile guest sends to the node itself: a neighbour solicitation (which also tells
+ * the node the guest's MAC), a multicast ping, a TCP SYN and a datagram to sockets on [::].
+ */
 async function probeNode(guest: HostileGuest, hostMac: string, payload: string, destination: string): Promise<void> {
   const source = linkLocalOf(guest.mac);
   await guest.send(neighborSolicitation({ sourceMac: guest.mac, source }, linkLocalOf(hostMac)));
   await guest.send(echoRequest({ sourceMac: guest.mac, destinationMac: "33:33:00:00:00:01", source, destination: "ff02::1" }, 7));
+  await guest.send(tcpSyn({ sourceMac: guest.mac, destinationMac: hostMac, source, destination }, 40000, NODE_TCP_PORT));
   await guest.send(udpDatagram({ sourceMac: guest.mac, destinationMac: hostMac, source: "2001:db8:aa::2", destination }, 40000, NODE_UDP_PORT, payload));
 }
 
@@ -101,11 +109,14 @@ test("IPv6: a guest's TAP has none, and a hostile guest finds no neighbour, reac
 
   // Step 2: neighbour solicitation, ping ff02::1, a datagram to a node socket on [::]; the guest first, then the control.
   const nodeSocket = await startUdpEcho(topology.node, NODE_UDP_PORT, "node", { host: "::" });
+  await startHttpServer(topology.node, NODE_TCP_PORT, "node", { host: "::" });
   await probeNode(guest, tapMac, "guest", NODE6);
   await probeNode(control, controlMac, "control", NODE6);
   await until("the node to answer the control guest", async () => {
-    const types = control.received().map((frame) => frame.icmpType);
-    const seen = types.includes(ICMPV6_ECHO_REPLY) && types.includes(ICMPV6_NEIGHBOR_ADVERTISEMENT) && nodeSocket.datagrams().length > 0;
+    const received = control.received();
+    const types = received.map((frame) => frame.icmpType);
+    const synAck = received.some((frame) => frame.nextHeader === NEXT_HEADER_TCP && frame.source === NODE6);
+    const seen = types.includes(ICMPV6_ECHO_REPLY) && types.includes(ICMPV6_NEIGHBOR_ADVERTISEMENT) && synAck && nodeSocket.datagrams().length > 0;
     return seen ? true : undefined;
   });
   t.deepEqual(guest.received(), [], "not one IPv6 frame from the node on the guest's TAP");

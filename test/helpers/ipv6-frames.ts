@@ -6,6 +6,7 @@
 import { isIPv6 } from "node:net";
 
 const ETHERTYPE_IPV6 = 0x86dd;
+export const NEXT_HEADER_TCP = 6;
 const NEXT_HEADER_UDP = 17;
 const NEXT_HEADER_ICMPV6 = 58;
 export const ICMPV6_ECHO_REQUEST = 128;
@@ -147,6 +148,18 @@ export function udpDatagram(packet: Ipv6Packet, sourcePort: number, port: number
   udp.writeUInt16BE(udp.length, 4);
   body.copy(udp, 8);
   return frame({ ...packet, hopLimit: packet.hopLimit ?? 64 }, NEXT_HEADER_UDP, udp, 6);
+}
+
+/** A TCP SYN from `sourcePort` to `port`: the first packet of a connection. */
+export function tcpSyn(packet: Ipv6Packet, sourcePort: number, port: number): Buffer {
+  const tcp = Buffer.alloc(20);
+  tcp.writeUInt16BE(sourcePort, 0);
+  tcp.writeUInt16BE(port, 2);
+  tcp.writeUInt32BE(0x52494b00, 4); // sequence number
+  tcp[12] = 5 << 4; // header length: 5 words
+  tcp[13] = 0x02; // SYN
+  tcp.writeUInt16BE(64240, 14); // window
+  return frame({ ...packet, hopLimit: packet.hopLimit ?? 64 }, NEXT_HEADER_TCP, tcp, 16);
 }
 
 /** What a received frame is, when it is IPv6; undefined otherwise. */
