@@ -76,6 +76,8 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
       stateDir: config.stateDir,
       resyncIntervalMs: config.resyncIntervalMs,
       spareTaps: config.spareTaps,
+      ...(config.tapOwner === undefined ? {} : { tapOwner: config.tapOwner }),
+      ...(config.tapGroup === undefined ? {} : { tapGroup: config.tapGroup }),
       iptables: config.iptables,
     });
   } catch (error) {
@@ -116,6 +118,8 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
     state_dir: config.stateDir,
     resync_interval_ms: config.resyncIntervalMs,
     spare_taps: config.spareTaps,
+    tap_owner: config.tapOwner,
+    tap_group: config.tapGroup,
     iptables_backend: config.iptablesBackend,
     pid: process.pid,
   });

@@ -6,6 +6,7 @@ import { logLevels, type LogLevel } from "../logger.js";
 import { Ipv4Cidr } from "../network/ipv4-cidr.js";
 import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/port-policy.js";
 import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/spare-taps.js";
+import { MAX_ID } from "../network/tun-ioctl.mjs";
 
 /** Where a TCP listener or the metrics endpoint binds. */
 export interface HostPort {
@@ -55,6 +56,10 @@ export interface Config {
   readonly resyncIntervalMs: number;
   /** TAPs kept made ahead of CREATEs; 0 turns them off. */
   readonly spareTaps: number;
+  /** TUNSETOWNER of every TAP: the uid of a VMM without CAP_NET_ADMIN (a jailer's --uid); root only when absent. */
+  readonly tapOwner?: number;
+  /** TUNSETGROUP of every TAP: a gid whose members may attach to the TAPs; root only when absent. */
+  readonly tapGroup?: number;
   readonly iptablesBackend: IptablesBackend;
   /** The binaries matching `iptablesBackend`. */
   readonly iptables: { readonly restoreCommand: string; readonly saveCommand: string };
@@ -176,6 +181,18 @@ const options = {
     value: "N",
     help: `TAPs kept made ahead of time, so that a CREATE renames one instead of making its own; 0 to ${MAX_SPARE_TAPS} (default ${DEFAULT_SPARE_TAPS})`,
   },
+  tapOwner: {
+    flag: "tap-owner",
+    env: "RIK_NETWORK_TAP_OWNER",
+    value: "UID",
+    help: "numeric user id that may attach to every TAP without CAP_NET_ADMIN, e.g. the Firecracker jailer's --uid (default: root only)",
+  },
+  tapGroup: {
+    flag: "tap-group",
+    env: "RIK_NETWORK_TAP_GROUP",
+    value: "GID",
+    help: "numeric group id whose members may attach to every TAP without CAP_NET_ADMIN; with --tap-owner, a VMM must be both (default: root only)",
+  },
   iptablesBackend: {
     flag: "iptables-backend",
     env: "RIK_NETWORK_IPTABLES_BACKEND",
@@ -243,6 +260,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const listen = tcpListen(given);
   const metrics = metricsListen(given(options.metricsListen));
   const iptablesBackend = backend(given(options.iptablesBackend));
+  const tapOwner = numericId(given(options.tapOwner), "user");
+  const tapGroup = numericId(given(options.tapGroup), "group");
   return {
     socketPath: socketPath(given(options.socket)),
     ...(socketGroup === undefined ? {} : { socketGroup: groupName(socketGroup) }),
@@ -258,6 +277,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     stateDir: absolutePath(given(options.stateDir), "/var/lib/rik-network"),
     resyncIntervalMs: resyncInterval(given(options.resyncInterval)),
     spareTaps: spareTaps(given(options.spareTaps)),
+    ...(tapOwner === undefined ? {} : { tapOwner }),
+    ...(tapGroup === undefined ? {} : { tapGroup }),
     iptablesBackend,
     iptables: iptablesCommands[iptablesBackend],
   };
@@ -447,6 +468,14 @@ function spareTaps(given: Given | undefined): number {
   if (given === undefined) return DEFAULT_SPARE_TAPS;
   const value = /^\d+$/.test(given.value) ? Number(given.value) : NaN;
   if (!(value <= MAX_SPARE_TAPS)) throw invalid(given, `expected an integer between 0 (off) and ${MAX_SPARE_TAPS}`);
+  return value;
+}
+
+/** A uid or gid as the kernel takes it: (u32)-1 means none, and names are the jailer's business. */
+function numericId(given: Given | undefined, kind: "user" | "group"): number | undefined {
+  if (given === undefined) return undefined;
+  const value = /^\d{1,10}$/.test(given.value) ? Number(given.value) : NaN;
+  if (!(value <= MAX_ID)) throw invalid(given, `expected a numeric ${kind} id from 0 to ${MAX_ID}, e.g. 65534`);
   return value;
 }
 

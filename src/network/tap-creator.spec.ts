@@ -73,7 +73,7 @@ function ipv6Sysctls(ns: string, name: string): Record<string, string> {
   return Object.fromEntries(Object.keys(TAP_IPV6_SYSCTLS).map((key) => [key, inNs(ns, "cat", [`/proc/sys/net/ipv6/conf/${name}/${key}`])]));
 }
 
-/** What `ip tuntap add` without `user`/`group` leaves in sysfs: -1, none. */
+/** The TAP's owner and group as sysfs shows them; -1 is none. */
 function ownerAndGroup(ns: string, name: string): { owner: string; group: string } {
   return { owner: inNs(ns, "cat", [`/sys/class/net/${name}/owner`]), group: inNs(ns, "cat", [`/sys/class/net/${name}/group`]) };
 }
@@ -95,23 +95,26 @@ asRoot("concurrent creations: every TAP is persistent with Firecracker's flags, 
   for (const name of names) {
     t.like(made.find((link) => link.ifname === name)?.linkinfo?.info_data, { type: "tap", pi: false, vnet_hdr: true, persist: true }, name);
     t.deepEqual(ipv6Sysctls(ns, name), { disable_ipv6: "1", accept_ra: "0", addr_gen_mode: "1" }, name);
-    t.deepEqual(ownerAndGroup(ns, name), { owner: "-1", group: "-1" }, `${name}: root's only`);
+    // Without an owner or a group, anyone who can open /dev/net/tun could attach: root owns it.
+    t.deepEqual(ownerAndGroup(ns, name), { owner: "0", group: "-1" }, `${name}: root's only`);
   }
   // Brought up, a TAP made so gets no IPv6 address, not even a link-local one.
   execFileSync("ip", ["-n", ns, "link", "set", "riktc0", "up"]);
   t.deepEqual(JSON.parse(execFileSync("ip", ["-n", ns, "-j", "-6", "addr", "show", "dev", "riktc0"], { encoding: "utf8" })), []);
 });
 
-asRoot("with an owner and a group, every TAP gets them, an existing TAP re-attached by TUNSETIFF too", (t) => {
+asRoot("with an owner and a group, every TAP gets them, an existing TAP re-attached by TUNSETIFF too; a group alone leaves no owner", (t) => {
   const ns = namespace(t);
   execFileSync("ip", ["-n", ns, "tuntap", "add", "dev", "riktold", "mode", "tap", "vnet_hdr"]);
-  t.deepEqual(ownerAndGroup(ns, "riktold"), { owner: "-1", group: "-1" });
+  t.deepEqual(ownerAndGroup(ns, "riktold"), { owner: "-1", group: "-1" }, "as ip tuntap leaves it");
   const results = createTaps(ns, ["riktnew", "riktold"], { args: ["--owner", "65534", "--group", "100"] });
   t.true(results.every((r) => r.ok), JSON.stringify(results));
   for (const name of ["riktnew", "riktold"]) {
     t.deepEqual(ownerAndGroup(ns, name), { owner: "65534", group: "100" }, name);
     t.deepEqual(ipv6Sysctls(ns, name), { disable_ipv6: "1", accept_ra: "0", addr_gen_mode: "1" }, name);
   }
+  t.true(createTaps(ns, ["riktgroup"], { args: ["--group", "100"] })[0]?.ok);
+  t.deepEqual(ownerAndGroup(ns, "riktgroup"), { owner: "-1", group: "100" });
 });
 
 asRoot("on a node without IPv6 (no /proc/sys/net/ipv6) the sysctls are skipped; any other failure to set them fails the creation and leaves no TAP", (t) => {

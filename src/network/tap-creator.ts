@@ -17,10 +17,16 @@ export const TAP_IPV6_SYSCTLS: Readonly<Record<"disable_ipv6" | "accept_ra" | "a
   addr_gen_mode: "1",
 };
 
+/**
+ * Who may attach to the TAPs (TUNSETIFF) without CAP_NET_ADMIN. The kernel lets anyone who can
+ * open /dev/net/tun attach to a TAP that has neither an owner nor a group, so without either
+ * the owner is root (0): only root, or CAP_NET_ADMIN, may attach. With both, a process must be
+ * the owner and in the group.
+ */
 export interface TapCreatorOptions {
-  /** TUNSETOWNER: the user that may attach to the TAPs without CAP_NET_ADMIN (a jailed VMM's). Default: none. */
+  /** TUNSETOWNER: the user that may attach (a jailed VMM's uid). Default: 0 (root) unless `group` is given. */
   readonly owner?: number;
-  /** TUNSETGROUP: the group whose members may attach to the TAPs without CAP_NET_ADMIN. Default: none. */
+  /** TUNSETGROUP: the group whose members may attach (a jailed VMM's gid). Default: none. */
   readonly group?: number;
 }
 
@@ -96,13 +102,13 @@ interface Pending {
  * average (0.5 ms alone), with every other create blocked for all of it. The worker calls
  * libc's ioctl through koffi (tun-ioctl.mjs).
  *
- * Every TAP gets the owner and group of the options and TAP_IPV6_SYSCTLS before it is
+ * Every TAP gets the owner and group of TapCreatorOptions and TAP_IPV6_SYSCTLS before it is
  * answered "created", so before anything can bring it up. Idempotent: on an existing TAP
  * with the same flags, TUNSETIFF attaches to it, which gets the owner, group and sysctls
- * too, and TUNSETPERSIST is a no-op. The kernel cannot take an owner back: a TAP made with
- * one keeps it when re-attached without.
+ * too, and TUNSETPERSIST is a no-op. TUNSETOWNER and TUNSETGROUP cannot clear (they refuse
+ * -1): a re-attached TAP keeps a group it had, and an owner it had when only a group is given.
  *
- * Equivalent to: `ip tuntap add dev $name mode tap vnet_hdr [user $owner] [group $group] &&
+ * Equivalent to: `ip tuntap add dev $name mode tap vnet_hdr user ${owner:-0} [group $group] &&
  * sysctl -w net.ipv6.conf.$name.disable_ipv6=1 net.ipv6.conf.$name.accept_ra=0
  * net.ipv6.conf.$name.addr_gen_mode=1`
  */
@@ -157,7 +163,7 @@ export class TapCreator {
     const workerData = {
       tunIoctl: new URL("./tun-ioctl.mjs", import.meta.url).href,
       flags: TAP_FLAGS,
-      owner: this.options.owner,
+      owner: this.options.owner ?? (this.options.group === undefined ? 0 : undefined),
       group: this.options.group,
       ipv6Sysctls: Object.entries(TAP_IPV6_SYSCTLS),
     };
