@@ -9,7 +9,7 @@ import test, { type ExecutionContext } from "ava";
 import { tapNameFor } from "../src/network/instance-naming.js";
 import { attachGuest } from "./helpers/attach-guest.js";
 import { httpGet, startHttpServer } from "./helpers/guest-relay.js";
-import { ipAddrs, ipLinks, ipv4ByLink, spareTapLinks, tapLinks, type IpLink } from "./helpers/kernel-state.js";
+import { ipAddrs, ipLinks, ipv4ByLink, spareTapLinks, tapIpv6, tapLinks, type IpLink } from "./helpers/kernel-state.js";
 import { delay, Topology } from "./helpers/netns.js";
 import { startService, type ServiceProcess } from "./helpers/service-process.js";
 import { functionDefinition, WorkloadClient } from "./helpers/workload-client.js";
@@ -32,6 +32,9 @@ async function sparesOnce(topology: Topology, count: number): Promise<IpLink[]> 
   }
 }
 
+/** What every TAP must show: IPv6 off, so no IPv6 address at all once it is up. */
+const WITHOUT_IPV6 = { sysctls: { disable_ipv6: "1", accept_ra: "0", addr_gen_mode: "1" }, addresses: [] };
+
 async function stopped(service: ServiceProcess, client: WorkloadClient): Promise<void> {
   client.close();
   await service.stop();
@@ -50,6 +53,7 @@ test("a CREATE renames a spare TAP into its own, addressed and up; a new spare r
     t.like(spare.linkinfo?.info_data, { type: "tap", pi: false, vnet_hdr: true, persist: true }, spare.ifname);
     t.false(spare.flags.includes("UP"), `${spare.ifname} is down`);
     t.deepEqual(addresses.get(spare.ifname) ?? [], [], `${spare.ifname} has no IPv4 address`);
+    t.deepEqual(await tapIpv6(topology.node, spare.ifname), WITHOUT_IPV6, `${spare.ifname} is made without IPv6`);
   }
 
   // Step 2: CREATE: the instance's TAP is one of the spares (same ifindex), renamed, up, with its address and route_localnet.
@@ -63,6 +67,8 @@ test("a CREATE renames a spare TAP into its own, addressed and up; a new spare r
   t.like(tap?.linkinfo?.info_data, { type: "tap", pi: false, vnet_hdr: true, persist: true });
   t.deepEqual(ipv4ByLink(await ipAddrs(topology.node)).get(fn.tapName), ["10.220.0.1/30"]);
   t.is(String((await topology.execNode("sysctl", ["-n", `net.ipv4.conf.${fn.tapName}.route_localnet`])).stdout).trim(), "1");
+  // The rename kept the spare's IPv6 settings: up, it has no IPv6 address, not even a link-local one.
+  t.deepEqual(await tapIpv6(topology.node, fn.tapName), WITHOUT_IPV6);
 
   // Step 3: a VMM attaches to it as to any TAP, and the exposed port reaches the guest.
   const guest = await attachGuest(topology.node, network);
@@ -99,6 +105,7 @@ test("a spare that cannot be renamed (a device already has the name) is deleted,
   t.is(tap?.ifindex, existing?.ifindex, "TUNSETIFF re-attached to the existing TAP");
   t.true(tap?.flags.includes("UP"));
   t.deepEqual(ipv4ByLink(await ipAddrs(topology.node)).get(name), ["10.220.0.1/30"]);
+  t.deepEqual(await tapIpv6(topology.node, name), WITHOUT_IPV6, "re-attached, it got IPv6 off too");
 
   // Step 3: the spare it tried is gone, not left with the address; two spares again, none of them addressed.
   const after = await sparesOnce(topology, 2);
@@ -135,4 +142,5 @@ test("spares a killed service left are deleted at start (a non-TAP device under 
   await delay(300);
   t.deepEqual(spareTapLinks(await ipLinks(topology.node)), []);
   t.deepEqual(tapLinks(await ipLinks(topology.node)).map((link) => link.ifname), [network.network.value!.tapName]);
+  t.deepEqual(await tapIpv6(topology.node, network.network.value!.tapName), WITHOUT_IPV6, "made on the spot, without IPv6 too");
 });

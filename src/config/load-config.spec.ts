@@ -215,6 +215,27 @@ test("spare TAPs: 0 turns them off, up to 64", (t) => {
   t.is(loadConfig([], { RIK_NETWORK_SPARE_TAPS: "8" }).spareTaps, 8);
 });
 
+test("TAP owner and group: unset by default (root only), numeric ids from a flag or the environment, the flag first", (t) => {
+  const defaults = loadConfig([], {});
+  t.false("tapOwner" in defaults);
+  t.false("tapGroup" in defaults);
+  t.like(loadConfig([], { RIK_NETWORK_TAP_OWNER: "65534", RIK_NETWORK_TAP_GROUP: "0" }), { tapOwner: 65534, tapGroup: 0 });
+  t.like(loadConfig(["--tap-owner", "123", "--tap-group=4294967294"], { RIK_NETWORK_TAP_OWNER: "65534" }), { tapOwner: 123, tapGroup: 4294967294 });
+  t.false("tapOwner" in loadConfig([], { RIK_NETWORK_TAP_OWNER: "" }), "an empty variable is unset");
+});
+
+for (const [what, argv, environment, message] of [
+  ["a TAP owner given as a name", ["--tap-owner", "nobody"], {}, /--tap-owner \/ RIK_NETWORK_TAP_OWNER.*expected a numeric user id from 0 to 4294967294/],
+  ["a negative TAP owner", ["--tap-owner", "-1"], {}, /tap-owner/],
+  ["a TAP owner of (u32)-1, the kernel's none", [], { RIK_NETWORK_TAP_OWNER: "4294967295" }, /RIK_NETWORK_TAP_OWNER\): expected a numeric user id/],
+  ["a fractional TAP group", ["--tap-group", "100.5"], {}, /--tap-group \/ RIK_NETWORK_TAP_GROUP.*expected a numeric group id/],
+  ["a TAP group past 32 bits", [], { RIK_NETWORK_TAP_GROUP: "99999999999" }, /expected a numeric group id/],
+] as [string, string[], Record<string, string>, RegExp][]) {
+  test(`rejects ${what}`, (t) => {
+    t.regex(t.throws(() => loadConfig(argv, environment), { instanceOf: ConfigError })?.message ?? "", message);
+  });
+}
+
 test("the metrics endpoint can be turned off or moved", (t) => {
   t.false("metricsListen" in loadConfig(["--metrics-listen", "off"], {}));
   t.deepEqual(loadConfig([], { RIK_NETWORK_METRICS_LISTEN: "[::1]:9000" }).metricsListen, { host: "::1", port: 9000 });

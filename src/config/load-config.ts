@@ -7,6 +7,7 @@ import { Ipv4Cidr } from "../network/ipv4-cidr.js";
 import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/port-policy.js";
 import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/spare-taps.js";
 import { DEFAULT_EGRESS_DENY } from "../network/iptables-rules.js";
+import { MAX_ID } from "../network/tun-ioctl.mjs";
 
 /** Where a TCP listener or the metrics endpoint binds. */
 export interface HostPort {
@@ -56,6 +57,10 @@ export interface Config {
   readonly resyncIntervalMs: number;
   /** TAPs kept made ahead of CREATEs; 0 turns them off. */
   readonly spareTaps: number;
+  /** TUNSETOWNER of every TAP: the uid of a VMM without CAP_NET_ADMIN (a jailer's --uid); root only when absent. */
+  readonly tapOwner?: number;
+  /** TUNSETGROUP of every TAP: a gid whose members may attach to the TAPs; root only when absent. */
+  readonly tapGroup?: number;
   readonly iptablesBackend: IptablesBackend;
   /** The binaries matching `iptablesBackend`. */
   readonly iptables: IptablesCommands;
@@ -70,8 +75,6 @@ export interface IptablesCommands {
   readonly restore6Command: string;
   readonly save6Command: string;
 }
-
-
 
 /** An invalid flag or environment variable; the message says which, and what is expected. */
 export class ConfigError extends Error {
@@ -189,6 +192,18 @@ const options = {
     value: "N",
     help: `TAPs kept made ahead of time, so that a CREATE renames one instead of making its own; 0 to ${MAX_SPARE_TAPS} (default ${DEFAULT_SPARE_TAPS})`,
   },
+  tapOwner: {
+    flag: "tap-owner",
+    env: "RIK_NETWORK_TAP_OWNER",
+    value: "UID",
+    help: "numeric user id that may attach to every TAP without CAP_NET_ADMIN, e.g. the Firecracker jailer's --uid (default: root only)",
+  },
+  tapGroup: {
+    flag: "tap-group",
+    env: "RIK_NETWORK_TAP_GROUP",
+    value: "GID",
+    help: "numeric group id whose members may attach to every TAP without CAP_NET_ADMIN; with --tap-owner, a VMM must be both (default: root only)",
+  },
   iptablesBackend: {
     flag: "iptables-backend",
     env: "RIK_NETWORK_IPTABLES_BACKEND",
@@ -275,6 +290,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const metrics = metricsListen(given(options.metricsListen));
   const iptablesBackend = backend(given(options.iptablesBackend));
   const instancePool = pool(given(options.pool));
+  const tapOwner = numericId(given(options.tapOwner), "user");
+  const tapGroup = numericId(given(options.tapGroup), "group");
   return {
     socketPath: socketPath(given(options.socket)),
     ...(socketGroup === undefined ? {} : { socketGroup: groupName(socketGroup) }),
@@ -290,6 +307,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     stateDir: absolutePath(given(options.stateDir), "/var/lib/rik-network"),
     resyncIntervalMs: resyncInterval(given(options.resyncInterval)),
     spareTaps: spareTaps(given(options.spareTaps)),
+    ...(tapOwner === undefined ? {} : { tapOwner }),
+    ...(tapGroup === undefined ? {} : { tapGroup }),
     iptablesBackend,
     iptables: iptablesCommands[iptablesBackend],
     egressDeny: egressDeny(given(options.egressDeny), instancePool),
@@ -500,6 +519,14 @@ function egressDeny(given: Given | undefined, instancePool: string): string[] {
     if (!cidrs.includes(cidr.toString())) cidrs.push(cidr.toString());
   }
   return cidrs;
+}
+
+/** A uid or gid as the kernel takes it: (u32)-1 means none, and names are the jailer's business. */
+function numericId(given: Given | undefined, kind: "user" | "group"): number | undefined {
+  if (given === undefined) return undefined;
+  const value = /^\d{1,10}$/.test(given.value) ? Number(given.value) : NaN;
+  if (!(value <= MAX_ID)) throw invalid(given, `expected a numeric ${kind} id from 0 to ${MAX_ID}, e.g. 65534`);
+  return value;
 }
 
 function backend(given: Given | undefined): IptablesBackend {

@@ -7,7 +7,7 @@ const src = fileURLToPath(new URL("..", import.meta.url));
 
 /** Every `import ... from "..."` statement of the non-test sources of `dir`, with its file. */
 async function imports(dir: string): Promise<{ file: string; statement: string; from: string }[]> {
-  const files = (await readdir(join(src, dir))).filter((name) => name.endsWith(".ts") && !name.endsWith(".spec.ts"));
+  const files = (await readdir(join(src, dir))).filter((name) => /\.(ts|mjs)$/.test(name) && !name.endsWith(".spec.ts"));
   const found = [];
   for (const file of files) {
     const text = await readFile(join(src, dir, file), "utf8");

@@ -28,7 +28,7 @@ import type { AddressInfo, Ipv6LinkConf, LinkInfo, Rtnetlink } from "./rtnetlink
 import type { SockDiag } from "./sock-diag.js";
 import { sysctlSet } from "./sysctl.js";
 import type { SpareTaps } from "./spare-taps.js";
-import { ADDR_GEN_MODE_NONE, TAP_IPV6_SYSCTLS, type TapCreator } from "./tap-creator.js";
+import { TAP_IPV6_SYSCTLS, type TapCreator } from "./tap-creator.js";
 import type { TapDeleter } from "./tap-deleter.js";
 import type { WorkloadDefinition } from "./workload-definition.js";
 import type { WorkloadStrategy } from "./workload-strategy.js";
@@ -104,17 +104,17 @@ function udpPortsOf(network: InstanceNetwork): PortMapping[] {
 
 /** What a guest TAP's IPv6 must be: off, with no address of its own, deaf to router advertisements. */
 function hasNoIpv6(conf: Ipv6LinkConf): boolean {
-  return conf.disabled && conf.acceptRa === 0 && conf.addrGenMode === ADDR_GEN_MODE_NONE;
+  return conf.disabled && String(conf.acceptRa) === TAP_IPV6_SYSCTLS.accept_ra && String(conf.addrGenMode) === TAP_IPV6_SYSCTLS.addr_gen_mode;
 }
 
 /**
- * Equivalent to: `sysctl -w net.ipv6.conf.$tap.addr_gen_mode=1 net.ipv6.conf.$tap.accept_ra=0
- * net.ipv6.conf.$tap.disable_ipv6=1`; disabling IPv6 last removes the addresses the link got
+ * Equivalent to: `sysctl -w net.ipv6.conf.$tap.disable_ipv6=1 net.ipv6.conf.$tap.accept_ra=0
+ * net.ipv6.conf.$tap.addr_gen_mode=1`; disabling IPv6 also removes the addresses the link got
  * meanwhile. Returns whether anything had to change.
  */
 function turnIpv6Off(tapName: string): boolean {
   let changed = false;
-  for (const [key, value] of TAP_IPV6_SYSCTLS) changed = sysctlSet(`net.ipv6.conf.${tapName}.${key}`, value) || changed;
+  for (const [key, value] of Object.entries(TAP_IPV6_SYSCTLS)) changed = sysctlSet(`net.ipv6.conf.${tapName}.${key}`, value) || changed;
   return changed;
 }
 

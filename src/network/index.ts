@@ -51,6 +51,9 @@ export interface NetworkPlaneOptions {
   readonly resyncIntervalMs?: number;
   /** TAPs made ahead of time for CREATEs to take (SpareTaps); 0 turns them off. Default DEFAULT_SPARE_TAPS. */
   readonly spareTaps?: number;
+  /** TUNSETOWNER and TUNSETGROUP of every TAP, for VMMs without CAP_NET_ADMIN (TapCreatorOptions). Default: root only. */
+  readonly tapOwner?: number;
+  readonly tapGroup?: number;
 }
 
 /**
@@ -63,7 +66,10 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR);
   const rtnetlink = Rtnetlink.open();
   const sockDiag = SockDiag.open();
-  const taps = new TapCreator();
+  const taps = new TapCreator({
+    ...(options.tapOwner === undefined ? {} : { owner: options.tapOwner }),
+    ...(options.tapGroup === undefined ? {} : { group: options.tapGroup }),
+  });
   // One deleter for instance TAPs and spares: concurrent deletions share one group delete.
   const tapDeleter = new TapDeleter(rtnetlink);
   const spares = new SpareTaps({ count: options.spareTaps ?? DEFAULT_SPARE_TAPS, taps, deleter: tapDeleter, rtnetlink, logger });

@@ -1,78 +1,91 @@
-import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import { NetworkError } from "./network-error.js";
-
-const TUNSETIFF = 0x400454ca;
-const TUNSETPERSIST = 0x400454cb;
-const IFF_TAP = 0x0002;
-const IFF_NO_PI = 0x1000;
-const IFF_VNET_HDR = 0x4000;
-/** struct ifreq: IFNAMSIZ name bytes, then the flags union member. */
-const IFREQ_SIZE = 40;
-const IFNAMSIZ = 16;
-
-/** net.ipv6.conf.<tap>.addr_gen_mode: no address generated, link-local included. */
-export const ADDR_GEN_MODE_NONE = 1;
+import { IFNAMSIZ, MAX_ID, TAP_FLAGS } from "./tun-ioctl.mjs";
 
 /**
- * A guest TAP's IPv6 settings, in the order they are set: no address of its own, deaf to
- * router advertisements, then IPv6 off (which also removes any address it got meanwhile).
+ * What every TAP gets in /proc/sys/net/ipv6/conf/<tap>/ as it is made, before anything can
+ * bring it up: no IPv6 on the host side, not even a link-local address (addr_gen_mode 1,
+ * none), and no router advertisement taken from a guest. The guests' network is IPv4 and
+ * the node's rules are iptables (IPv4) rules: an IPv6 address on a TAP would let a guest
+ * reach the node's own services around them, and an advertisement would let it route the
+ * node's IPv6 traffic. Linux keeps these across a rename, so a spare keeps them as an
+ * instance's TAP. A node without IPv6 (no /proc/sys/net/ipv6) has nothing to turn off.
  */
-export const TAP_IPV6_SYSCTLS: readonly (readonly [key: string, value: string])[] = [
-  ["addr_gen_mode", String(ADDR_GEN_MODE_NONE)],
-  ["accept_ra", "0"],
-  ["disable_ipv6", "1"],
-];
+export const TAP_IPV6_SYSCTLS: Readonly<Record<"disable_ipv6" | "accept_ra" | "addr_gen_mode", string>> = {
+  disable_ipv6: "1",
+  accept_ra: "0",
+  addr_gen_mode: "1",
+};
 
-/** The flags Firecracker opens its TAP with; the persistent device is made to match. */
-export const TAP_FLAGS = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-
-function ifreq(name: string, flags: number): Buffer {
-  if (Buffer.byteLength(name) >= IFNAMSIZ) {
-    throw new NetworkError("invalid-argument", `interface name "${name}" is longer than ${IFNAMSIZ - 1} bytes`);
-  }
-  const request = Buffer.alloc(IFREQ_SIZE);
-  request.write(name, 0, "ascii");
-  request.writeUInt16LE(flags, IFNAMSIZ);
-  return request;
+/**
+ * Who may attach to the TAPs (TUNSETIFF) without CAP_NET_ADMIN. The kernel lets anyone who can
+ * open /dev/net/tun attach to a TAP that has neither an owner nor a group, so without either
+ * the owner is root (0): only root, or CAP_NET_ADMIN, may attach. With both, a process must be
+ * the owner and in the group.
+ */
+export interface TapCreatorOptions {
+  /** TUNSETOWNER: the user that may attach (a jailed VMM's uid). Default: 0 (root) unless `group` is given. */
+  readonly owner?: number;
+  /** TUNSETGROUP: the group whose members may attach (a jailed VMM's gid). Default: none. */
+  readonly group?: number;
 }
 
 /**
  * The worker thread, as CommonJS source: plain JS so that it runs the same from dist/ and
- * from source under tsx. For each request it opens /dev/net/tun, sets the TAP up persistent,
- * answers "created", closes the descriptor (the detach waits for an RCU grace period) and
- * answers "detached"; or answers the step that failed with its errno.
+ * from source under tsx, which does not reach worker threads. For each request it opens
+ * /dev/net/tun, binds it to the TAP (TUNSETIFF), gives the TAP its owner and group, turns
+ * IPv6 off on it, makes it persistent, answers "created", closes the descriptor (the detach
+ * waits for an RCU grace period) and answers "detached". Persistence comes last: when a step
+ * fails, closing the descriptor deletes a TAP it had just made (an existing one stays), and
+ * the answer names the step and its errno.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
-const { openSync, closeSync, constants } = require("node:fs");
-const ioctl = require(workerData.ioctl);
-parentPort.on("message", ({ id, request }) => {
-  let fd;
-  try {
-    fd = openSync("/dev/net/tun", constants.O_RDWR);
-  } catch (error) {
-    parentPort.postMessage({ id, failed: "open", errno: error.code, message: error.message });
-    return;
+const { closeSync, constants, existsSync, openSync, writeFileSync } = require("node:fs");
+const IPV6 = "/proc/sys/net/ipv6";
+function withoutIpv6(name) {
+  if (!existsSync(IPV6)) return;
+  for (const [key, value] of workerData.ipv6Sysctls) {
+    try {
+      writeFileSync(IPV6 + "/conf/" + name + "/" + key, value);
+    } catch (error) {
+      error.request = "sysctl";
+      throw error;
+    }
   }
-  try {
-    ioctl(fd, workerData.TUNSETIFF, Buffer.from(request));
-    ioctl(fd, workerData.TUNSETPERSIST, 1);
-  } catch (error) {
+}
+import(workerData.tunIoctl).then((tun) => {
+  parentPort.on("message", ({ id, name }) => {
+    let fd;
+    try {
+      fd = openSync("/dev/net/tun", constants.O_RDWR);
+    } catch (error) {
+      parentPort.postMessage({ id, failed: "open", errno: error.code, message: error.message });
+      return;
+    }
+    try {
+      const attached = tun.tunSetIff(fd, name, workerData.flags);
+      if (workerData.owner !== undefined) tun.tunSetOwner(fd, workerData.owner);
+      if (workerData.group !== undefined) tun.tunSetGroup(fd, workerData.group);
+      withoutIpv6(attached);
+      tun.tunSetPersist(fd, true);
+    } catch (error) {
+      closeSync(fd);
+      parentPort.postMessage({ id, failed: error.request ?? "ioctl", errno: error.code, message: error.message });
+      return;
+    }
+    parentPort.postMessage({ id, created: true });
     closeSync(fd);
-    parentPort.postMessage({ id, failed: "ioctl", errno: error.code, message: error.message });
-    return;
-  }
-  parentPort.postMessage({ id, created: true });
-  closeSync(fd);
-  parentPort.postMessage({ id, detached: true });
+    parentPort.postMessage({ id, detached: true });
+  });
 });
 `;
 
 type Reply =
   | { readonly id: number; readonly created: true }
   | { readonly id: number; readonly detached: true }
-  | { readonly id: number; readonly failed: "open" | "ioctl"; readonly errno?: string; readonly message: string };
+  /** `failed`: "open", the ioctl that failed (TUNSETIFF...), or "sysctl" (IPv6). */
+  | { readonly id: number; readonly failed: string; readonly errno?: string; readonly message: string };
 
 interface Pending {
   readonly name: string;
@@ -86,19 +99,34 @@ interface Pending {
  * which the kernel's own link work (linkwatch, address configuration) holds while other
  * TAPs come up, and closing our descriptor waits for an RCU grace period. On the event
  * loop, under 100 concurrent creates on a node with 5000 instances, TUNSETIFF took 2.4 ms on
- * average (0.5 ms alone), with every other create blocked for all of it. The worker loads the
- * `ioctl` addon, which can be loaded by one thread only: nothing else may.
+ * average (0.5 ms alone), with every other create blocked for all of it. The worker calls
+ * libc's ioctl through koffi (tun-ioctl.mjs).
  *
- * Idempotent: on an existing TAP with the same flags, TUNSETIFF attaches to it and
- * TUNSETPERSIST is a no-op.
+ * Every TAP gets the owner and group of TapCreatorOptions and TAP_IPV6_SYSCTLS before it is
+ * answered "created", so before anything can bring it up. Idempotent: on an existing TAP
+ * with the same flags, TUNSETIFF attaches to it, which gets the owner, group and sysctls
+ * too, and TUNSETPERSIST is a no-op. TUNSETOWNER and TUNSETGROUP cannot clear (they refuse
+ * -1): a re-attached TAP keeps a group it had, and an owner it had when only a group is given.
  *
- * Equivalent to: `ip tuntap add dev $name mode tap vnet_hdr`
+ * Equivalent to: `ip tuntap add dev $name mode tap vnet_hdr user ${owner:-0} [group $group] &&
+ * sysctl -w net.ipv6.conf.$name.disable_ipv6=1 net.ipv6.conf.$name.accept_ra=0
+ * net.ipv6.conf.$name.addr_gen_mode=1`
  */
 export class TapCreator {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
   private sequence = 0;
   private closed = false;
+  private readonly options: TapCreatorOptions;
+
+  constructor(options: TapCreatorOptions = {}) {
+    for (const [what, id] of [["owner", options.owner], ["group", options.group]] as const) {
+      if (id !== undefined && !(Number.isInteger(id) && id >= 0 && id <= MAX_ID)) {
+        throw new NetworkError("invalid-argument", `TAP ${what} must be a numeric id from 0 to ${MAX_ID}, got ${id}`);
+      }
+    }
+    this.options = options;
+  }
 
   /**
    * Resolves once the TAP exists, with a promise of our descriptor detached from it: the TAP
@@ -110,12 +138,15 @@ export class TapCreator {
         reject(new NetworkError("unavailable", "rik-network is shutting down; retry against the restarted service"));
         return;
       }
-      const request = ifreq(name, TAP_FLAGS);
+      if (Buffer.byteLength(name) >= IFNAMSIZ) {
+        reject(new NetworkError("invalid-argument", `interface name "${name}" is longer than ${IFNAMSIZ - 1} bytes`));
+        return;
+      }
       const id = ++this.sequence;
       const worker = this.started();
       this.pending.set(id, { name, created: { resolve: (detached) => resolve({ detached }), reject } });
       if (this.pending.size === 1) worker.ref();
-      worker.postMessage({ id, request });
+      worker.postMessage({ id, name });
     });
   }
 
@@ -129,7 +160,13 @@ export class TapCreator {
 
   private started(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const workerData = { ioctl: createRequire(import.meta.url).resolve("ioctl"), TUNSETIFF, TUNSETPERSIST };
+    const workerData = {
+      tunIoctl: new URL("./tun-ioctl.mjs", import.meta.url).href,
+      flags: TAP_FLAGS,
+      owner: this.options.owner ?? (this.options.group === undefined ? 0 : undefined),
+      group: this.options.group,
+      ipv6Sysctls: Object.entries(TAP_IPV6_SYSCTLS),
+    };
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
     worker.unref();
     worker.on("message", (reply: Reply) => this.answered(worker, reply));
@@ -164,9 +201,14 @@ export class TapCreator {
       request.created.reject(
         new NetworkError("unavailable", `cannot open /dev/net/tun: ${reply.message}; load the tun module (modprobe tun)`, { cause: reply }),
       );
+    } else if (reply.failed === "sysctl") {
+      request.created.reject(new NetworkError("internal", `creating TAP ${request.name} failed: turning IPv6 off on it: ${reply.message}`, { cause: reply }));
     } else {
-      const hint = reply.errno === "EINVAL" || reply.errno === "EBUSY" ? `: a device named ${request.name} that is not a matching TAP already exists` : "";
-      request.created.reject(new NetworkError("internal", `creating TAP ${request.name} failed with ${reply.errno ?? reply.message}${hint}`, { cause: reply }));
+      const clash = reply.failed === "TUNSETIFF" && (reply.errno === "EINVAL" || reply.errno === "EBUSY");
+      const hint = clash ? `: a device named ${request.name} that is not a matching TAP already exists; delete it or free the name` : "";
+      request.created.reject(
+        new NetworkError("internal", `creating TAP ${request.name} failed with ${reply.errno ?? reply.message} in ${reply.failed}${hint}`, { cause: reply }),
+      );
     }
   }
 }

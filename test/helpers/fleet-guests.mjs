@@ -19,15 +19,8 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import { createRequire } from "node:module";
+import { TAP_FLAGS, tunSetIff } from "../../src/network/tun-ioctl.mjs";
 
-const ioctl = createRequire(import.meta.url)("ioctl");
-
-// <linux/if_tun.h>, as in open-tap.ts, which the relay uses for the rest of the set-up.
-const TUNSETIFF = 0x400454ca;
-const TAP_FLAGS = 0x0002 | 0x1000 | 0x4000; // IFF_TAP | IFF_NO_PI | IFF_VNET_HDR
-const IFREQ_SIZE = 40;
-const IFNAMSIZ = 16;
 /** The relay finds guest i's NIC at this fd. */
 const FIRST_GUEST_FD = 3;
 
@@ -40,11 +33,8 @@ function fail(message) {
 
 function createTap(name) {
   const fd = fs.openSync("/dev/net/tun", fs.constants.O_RDWR);
-  const ifr = Buffer.alloc(IFREQ_SIZE);
-  ifr.write(name, 0, "ascii");
-  ifr.writeUInt16LE(TAP_FLAGS, IFNAMSIZ);
   try {
-    ioctl(fd, TUNSETIFF, ifr);
+    tunSetIff(fd, name, TAP_FLAGS);
   } catch (error) {
     fail(`creating TAP ${name}: ${error.message}`);
   }

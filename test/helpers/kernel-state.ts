@@ -2,6 +2,7 @@
  * Read-only snapshots of a namespace's network state, for assertions and before/after diffs.
  */
 import { isSpareTapName } from "../../src/network/spare-taps.js";
+import { TAP_IPV6_SYSCTLS } from "../../src/network/tap-creator.js";
 import { execIn } from "./netns.js";
 
 export interface IpLinkInfo {
@@ -169,5 +170,20 @@ export function comparable(state: KernelSnapshot) {
     addrs: [...ipv4ByLink(state.addrs)].filter(([name]) => !isSpareTapName(name)).map(([name, cidrs]) => `${name} ${cidrs.join(" ")}`).sort(),
     routes: state.routes.map((route) => `${route.dst} ${route.gateway ?? ""} ${route.dev ?? ""}`.trim()).sort(),
     iptables: state.iptables,
+  };
+}
+
+/**
+ * The IPv6 side of `tap` in `ns`: its TAP_IPV6_SYSCTLS as /proc/sys shows them, and its IPv6
+ * addresses (`ip -j -6 addr show dev`), link-local included.
+ */
+export async function tapIpv6(ns: string, tap: string): Promise<{ sysctls: Record<string, string>; addresses: string[] }> {
+  const keys = Object.keys(TAP_IPV6_SYSCTLS);
+  const { stdout } = await execIn(ns, "cat", keys.map((key) => `/proc/sys/net/ipv6/conf/${tap}/${key}`));
+  const values = String(stdout).trim().split("\n");
+  const [link] = await ipJson<IpAddr[]>(ns, ["-6", "addr", "show", "dev", tap]);
+  return {
+    sysctls: Object.fromEntries(keys.map((key, index) => [key, values[index] ?? ""])),
+    addresses: (link?.addr_info ?? []).map((address) => `${address.local}/${address.prefixlen}`),
   };
 }
