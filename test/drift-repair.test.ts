@@ -35,7 +35,7 @@ test("at start, missing TAPs, addresses and rules are re-created and strays of o
     ["iptables", "-t", "nat", "-F", "RIKLET"],
     ["iptables", "-t", "nat", "-F", "RIKLET-P15"],
     // The node-wide ACCEPT of DNATed connections to guests: without it, every exposed port is refused.
-    ["iptables", "-D", "RIKLET-FORWARD", "2"],
+    ["iptables", "-D", "RIKLET-FORWARD", "-d", POOL, "-o", "rik+", "-m", "conntrack", "--ctstate", "DNAT", "-m", "comment", "--comment", "rik-network", "-j", "ACCEPT"],
     ["ip", "tuntap", "add", "dev", "rikzzzzzzzzzzzz", "mode", "tap"],
     ["iptables", "-t", "nat", "-A", "RIKLET-P15", "-p", "tcp", "--dport", "7777", "-m", "comment", "--comment", "rik:stray", "-j", "DNAT", "--to-destination", "10.220.0.99:1"],
     ["iptables", "-A", "FORWARD", "-i", "eth9", "-j", "DROP"],
@@ -49,8 +49,8 @@ test("at start, missing TAPs, addresses and rules are re-created and strays of o
   t.teardown(() => second.stop());
   t.deepEqual(await kernelDiff(topology.node, [a, b, c], POOL), []);
   const line = await second.waitForLog(reconciled("start"));
-  // 256 jumps (a port range per protocol and shard) in the rewritten RIKLET, the 7 rules of the
-  // rewritten RIKLET-FORWARD, and the 2 DNATs.
+  // 256 jumps (a port range per protocol and shard) in the rewritten RIKLET, the 9 rules of the
+  // rewritten RIKLET-FORWARD (2 of them the default egress deny), and the 2 DNATs.
   t.like(line, {
     instances: 3,
     actions: {
@@ -58,7 +58,7 @@ test("at start, missing TAPs, addresses and rules are re-created and strays of o
       tap_repaired: 1,
       tap_removed: 1,
       chain_rewritten: 2,
-      rule_added: 256 + 7 + 2,
+      rule_added: 256 + 9 + 2,
       rule_removed: 1,
       route_localnet_repaired: 1,
     },

@@ -126,47 +126,65 @@ const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 /** A reply lost by the kernel (ENOBUFS) would otherwise leave its request waiting forever. */
 const REQUEST_TIMEOUT_MS = 5000;
 
-/**
- * rtnetlink operations named after `ip` (link, addr, route + verb). One socket serves
- * concurrent requests, at most MAX_IN_FLIGHT at a time; dumps are serialized because
- * concurrent dumps on one socket break.
- */
-export class Rtnetlink {
-  private readonly socket: RtNetlinkSocket;
-  /** Our netlink port id, given with each request: otherwise the package asks the kernel for it (getsockname) every time. */
-  private readonly localPort: number;
-  private readonly inFlight = new Semaphore(MAX_IN_FLIGHT);
-  private dumping: Promise<unknown> = Promise.resolve();
+/** One netlink socket, with its port id and the last socket-level error it reported. */
+class Channel {
+  readonly socket: RtNetlinkSocket;
+  /** Given with each request: otherwise the package asks the kernel for it (getsockname) every time. */
+  readonly localPort: number;
   /** The last socket-level error (e.g. ENOBUFS), reported with the requests it made fail. */
-  private socketError: Error | undefined;
+  error: Error | undefined;
 
-  private constructor(socket: RtNetlinkSocket) {
+  constructor(socket: RtNetlinkSocket) {
     this.socket = socket;
     this.localPort = socket.socket.address().port;
     // The native binding reports socket errors as an 'error' event from inside its
     // callback: unhandled, that aborts the whole process.
-    socket.socket.on("error", (error: Error) => (this.socketError = error));
+    socket.socket.on("error", (error: Error) => (this.error = error));
     socket.socket.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
+  }
+}
+
+/**
+ * rtnetlink operations named after `ip` (link, addr, route + verb). Dumps have a socket of
+ * their own, one at a time: the netlink package reads the messages of a dump as one reply
+ * until its DONE, so the reply to any other request arriving in between (a dump's messages
+ * come in several reads) cuts the dump short ("Multipart message not terminated properly").
+ * The other socket serves concurrent requests, at most MAX_IN_FLIGHT at a time.
+ */
+export class Rtnetlink {
+  private readonly requests: Channel;
+  private readonly dumps: Channel;
+  private readonly inFlight = new Semaphore(MAX_IN_FLIGHT);
+  private dumping: Promise<unknown> = Promise.resolve();
+
+  private constructor(requests: RtNetlinkSocket, dumps: RtNetlinkSocket) {
+    this.requests = new Channel(requests);
+    this.dumps = new Channel(dumps);
   }
 
   /** Every request goes through here: bounded concurrency, bounded wait. */
-  private request<T>(operation: string, send: (options: { timeout: number; localPort: number }) => Promise<T>): Promise<T> {
+  private request<T>(
+    operation: string,
+    send: (options: { timeout: number; localPort: number }, socket: RtNetlinkSocket) => Promise<T>,
+    channel: Channel = this.requests,
+  ): Promise<T> {
     return this.inFlight.run(async () => {
       try {
-        return await send({ timeout: REQUEST_TIMEOUT_MS, localPort: this.localPort });
+        return await send({ timeout: REQUEST_TIMEOUT_MS, localPort: channel.localPort }, channel.socket);
       } catch (error) {
-        const cause = this.socketError !== undefined && /Timeout/.test((error as Error).message) ? this.socketError : error;
+        const cause = channel.error !== undefined && /Timeout/.test((error as Error).message) ? channel.error : error;
         throw kernelError(operation, cause);
       }
     });
   }
 
   static open(): Rtnetlink {
-    return new Rtnetlink(createRtNetlink());
+    return new Rtnetlink(createRtNetlink(), createRtNetlink());
   }
 
   close(): void {
-    this.socket.socket.socket.close();
+    this.requests.socket.socket.socket.close();
+    this.dumps.socket.socket.socket.close();
   }
 
   /**
@@ -176,7 +194,7 @@ export class Rtnetlink {
    */
   async linkIndex(name: string): Promise<number> {
     const request = [Buffer.alloc(IFINFOMSG_BYTES), attribute(IFLA_IFNAME, cString(name)), attribute(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))];
-    const [messages] = await this.request(`looking up link ${name}`, (options) => this.socket.socket.request(RTM_GETLINK, request, options));
+    const [messages] = await this.request(`looking up link ${name}`, (options, socket) => socket.socket.request(RTM_GETLINK, request, options));
     const link = messages.find((message) => message.type === RTM_NEWLINK && message.data.length >= IFINFOMSG_BYTES);
     if (link === undefined) throw new NetworkError("not-found", `looking up link ${name} failed: ENODEV`);
     return link.data.readInt32LE(4);
@@ -208,12 +226,12 @@ export class Rtnetlink {
       request.push(attribute(IFLA_AF_SPEC, attribute(AF_INET, conf)));
     }
     const operation = options.rename === undefined ? `setting link ${link} up` : `renaming link ${link} to ${options.rename} and setting it up`;
-    await this.request(operation, (requestOptions) => this.socket.socket.request(RTM_SETLINK, request, requestOptions));
+    await this.request(operation, (requestOptions, socket) => socket.socket.request(RTM_SETLINK, request, requestOptions));
   }
 
   /** Equivalent to: `ip link set dev $name group $group`. Throws "not-found" when absent. */
   async linkSetGroup(name: string, group: number): Promise<void> {
-    await this.request(`moving link ${name} to group ${group}`, (options) => this.socket.setLink({}, { ifname: name, group }, options));
+    await this.request(`moving link ${name} to group ${group}`, (options, socket) => socket.setLink({}, { ifname: name, group }, options));
   }
 
   /**
@@ -221,19 +239,19 @@ export class Rtnetlink {
    * one step, with one RCU grace period instead of one per device (~30 ms each).
    */
   async linkDelGroup(group: number): Promise<void> {
-    await this.request(`deleting link group ${group}`, (options) => this.socket.delLink({}, { group }, options));
+    await this.request(`deleting link group ${group}`, (options, socket) => socket.delLink({}, { group }, options));
   }
 
   /** Equivalent to: `ip link del dev $name`. Throws "not-found" when absent. */
   async linkDel(name: string): Promise<void> {
-    await this.request(`deleting link ${name}`, (options) => this.socket.delLink({}, { ifname: name }, options));
+    await this.request(`deleting link ${name}`, (options, socket) => socket.delLink({}, { ifname: name }, options));
   }
 
   /** Equivalent to: `ip addr del $address/$prefixLength dev $name`. */
   async addrDel(index: number, address: string, prefixLength: number): Promise<void> {
     const bytes = this.addressBytes(address);
-    await this.request(`removing address ${address}/${prefixLength} from link ${index}`, (options) =>
-      this.socket.delAddress({ family: AF_INET, prefixlen: prefixLength, index }, { local: bytes, address: bytes }, options),
+    await this.request(`removing address ${address}/${prefixLength} from link ${index}`, (options, socket) =>
+      socket.delAddress({ family: AF_INET, prefixlen: prefixLength, index }, { local: bytes, address: bytes }, options),
     );
   }
 
@@ -248,8 +266,8 @@ export class Rtnetlink {
     header[1] = prefixLength;
     header.writeUInt32LE(index, 4);
     const request = [header, attribute(IFA_LOCAL, bytes), attribute(IFA_ADDRESS, bytes)];
-    await this.request(`adding address ${address}/${prefixLength} to link ${index}`, (options) =>
-      this.socket.socket.request(RTM_NEWADDR, request, { ...options, flags: FlagsNew.CREATE | FlagsNew.REPLACE }),
+    await this.request(`adding address ${address}/${prefixLength} to link ${index}`, (options, socket) =>
+      socket.socket.request(RTM_NEWADDR, request, { ...options, flags: FlagsNew.CREATE | FlagsNew.REPLACE }),
     );
   }
 
@@ -259,8 +277,8 @@ export class Rtnetlink {
     return ipv4Bytes(ip);
   }
 
-  private dump<T>(operation: string, run: (options: { timeout: number }) => Promise<T>): Promise<T> {
-    const send = () => this.request(operation, run);
+  private dump<T>(operation: string, run: (options: { timeout: number; localPort: number }, socket: RtNetlinkSocket) => Promise<T>): Promise<T> {
+    const send = () => this.request(operation, run, this.dumps);
     const result = this.dumping.then(send, send);
     this.dumping = result.catch(() => undefined);
     return result;
@@ -272,8 +290,8 @@ export class Rtnetlink {
    * read four. With 5000 TAPs that was most of the service's start.
    */
   private rawDump<T>(operation: string, type: number, header: Buffer, parse: (data: Buffer) => T | undefined): Promise<T[]> {
-    return this.dump(operation, async (options) => {
-      const [messages] = await this.socket.socket.request(type, header, { ...options, flags: FlagsGet.DUMP });
+    return this.dump(operation, async (options, socket) => {
+      const [messages] = await socket.socket.request(type, header, { ...options, flags: FlagsGet.DUMP });
       const parsed: T[] = [];
       for (const message of messages) {
         if (message.type !== type - 2) continue; // RTM_NEW* answers RTM_GET*

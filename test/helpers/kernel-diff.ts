@@ -25,7 +25,7 @@ export function expectedRules(network: InstanceNetwork): string[] {
   });
 }
 
-/** The node-wide lines, present exactly once whatever the instances (with the default --localhost true). */
+/** The node-wide lines, present exactly once whatever the instances (with the default --localhost true and --egress-deny 169.254.0.0/16). */
 export function expectedNodeRules(pool: string): string[] {
   const c = "-m comment --comment rik-network";
   const portJumps = ["tcp", "udp"].flatMap((p) =>
@@ -43,6 +43,8 @@ export function expectedNodeRules(pool: string): string[] {
     `-A RIKLET-POSTROUTING -s 127.0.0.0/8 -d ${pool} ${c} -j MASQUERADE`,
     `-A INPUT -i rik+ ${c} -j RIKLET-INPUT`,
     `-A FORWARD ${c} -j RIKLET-FORWARD`,
+    `-A RIKLET-FORWARD -i rik+ -p tcp -m conntrack --ctorigdst 169.254.0.0/16 ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-FORWARD -i rik+ -m conntrack --ctorigdst 169.254.0.0/16 ${c} -j REJECT --reject-with icmp-port-unreachable`,
     `-A RIKLET-FORWARD -d ${pool} -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j ACCEPT`,
     `-A RIKLET-FORWARD -d ${pool} -o rik+ -m conntrack --ctstate DNAT ${c} -j ACCEPT`,
     `-A RIKLET-FORWARD -s ${pool} ! -d ${pool} -i rik+ ${c} -j ACCEPT`,
@@ -51,6 +53,8 @@ export function expectedNodeRules(pool: string): string[] {
     `-A RIKLET-FORWARD -i rik+ -p tcp ${c} -j REJECT --reject-with tcp-reset`,
     `-A RIKLET-FORWARD -i rik+ ${c} -j REJECT --reject-with icmp-port-unreachable`,
     `-A RIKLET-INPUT -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j RETURN`,
+    `-A RIKLET-INPUT -d 169.254.0.0/16 -p tcp ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-INPUT -d 169.254.0.0/16 ${c} -j REJECT --reject-with icmp-port-unreachable`,
     `-A RIKLET-INPUT -p icmp ${c} -j RETURN`,
     `-A RIKLET-INPUT -p tcp ${c} -j REJECT --reject-with tcp-reset`,
     `-A RIKLET-INPUT ${c} -j REJECT --reject-with icmp-port-unreachable`,
