@@ -22,7 +22,7 @@ import {
   tcpSyn,
   udpDatagram,
 } from "./helpers/ipv6-frames.js";
-import { ipJson, ipLinks, spareTapLinks, type IpAddr, type IpLink, type IpRoute } from "./helpers/kernel-state.js";
+import { ipJson, sparesOnce, tapIpv6, type IpAddr, type IpLink, type IpRoute } from "./helpers/kernel-state.js";
 import { execIn, type TeardownHost } from "./helpers/netns.js";
 import { startService } from "./helpers/service-process.js";
 import { startNode } from "./helpers/start-node.js";
@@ -47,12 +47,8 @@ async function inet6Of(ns: string, link: string, usable = false): Promise<string
   return (entry?.addr_info ?? []).filter((a) => a.family === "inet6" && !(usable && a["tentative"] === true)).map((a) => a.local);
 }
 
-async function ipv6Sysctls(ns: string, link: string): Promise<Record<string, string>> {
-  const read = async (key: string) => String((await execIn(ns, "cat", [`/proc/sys/net/ipv6/conf/${link}/${key}`])).stdout).trim();
-  return { disable_ipv6: await read("disable_ipv6"), accept_ra: await read("accept_ra"), addr_gen_mode: await read("addr_gen_mode") };
-}
-
-const IPV6_OFF = { disable_ipv6: "1", accept_ra: "0", addr_gen_mode: "1" };
+/** What every TAP must show: IPv6 off, so no IPv6 address at all. */
+const WITHOUT_IPV6 = { sysctls: { disable_ipv6: "1", accept_ra: "0", addr_gen_mode: "1" }, addresses: [] };
 
 async function ip6tablesRaw(ns: string): Promise<string[]> {
   return String((await execIn(ns, "ip6tables-save", ["-t", "raw"])).stdout).split("\n");
@@ -100,11 +96,10 @@ test("IPv6: a guest's TAP has none, and a hostile guest finds no neighbour, reac
   const { topology, fn, tapMac, controlMac, guest, control } = await ipv6Node(t);
 
   // Step 1: the TAP has no IPv6 address and IPv6 is off on it; so on every spare; ip6tables drops the rest.
-  t.deepEqual(await inet6Of(topology.node, fn.tapName), []);
-  t.deepEqual(await ipv6Sysctls(topology.node, fn.tapName), IPV6_OFF);
-  const spares = spareTapLinks(await ipLinks(topology.node));
-  t.true(spares.length > 0, "the service keeps spare TAPs");
-  for (const spare of spares) t.deepEqual(await ipv6Sysctls(topology.node, spare.ifname), IPV6_OFF, spare.ifname);
+  t.deepEqual(await tapIpv6(topology.node, fn.tapName), WITHOUT_IPV6);
+  const spares = await sparesOnce(topology.node, 4);
+  t.is(spares.length, 4, "the service keeps spare TAPs");
+  for (const spare of spares) t.deepEqual(await tapIpv6(topology.node, spare.ifname), WITHOUT_IPV6, spare.ifname);
   t.true((await ip6tablesRaw(topology.node)).includes(IPV6_DROP_RULE));
 
   // Step 2: neighbour solicitation, ping ff02::1, a datagram to a node socket on [::]; the guest first, then the control.
@@ -172,7 +167,6 @@ test("IPv6 turned back on on a TAP is still dropped by ip6tables, and the next r
   t.teardown(() => restarted.stop());
   const line = await restarted.waitForLog((entry) => entry.message === "reconciled" && entry["trigger"] === "start");
   t.like(line, { actions: { ipv6_repaired: 1, ipv6_rule_repaired: 1 } });
-  t.deepEqual(await ipv6Sysctls(topology.node, fn.tapName), IPV6_OFF);
-  t.deepEqual(await inet6Of(topology.node, fn.tapName), [], "turning IPv6 off removed the link-local address");
+  t.deepEqual(await tapIpv6(topology.node, fn.tapName), WITHOUT_IPV6, "turning IPv6 off removed the link-local address too");
   t.is((await ip6tablesRaw(topology.node)).filter((rule) => rule === IPV6_DROP_RULE).length, 1);
 });

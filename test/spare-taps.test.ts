@@ -9,7 +9,7 @@ import test, { type ExecutionContext } from "ava";
 import { tapNameFor } from "../src/network/instance-naming.js";
 import { attachGuest } from "./helpers/attach-guest.js";
 import { httpGet, startHttpServer } from "./helpers/guest-relay.js";
-import { ipAddrs, ipLinks, ipv4ByLink, spareTapLinks, tapIpv6, tapLinks, type IpLink } from "./helpers/kernel-state.js";
+import { ipAddrs, ipLinks, ipv4ByLink, sparesOnce, spareTapLinks, tapIpv6, tapLinks } from "./helpers/kernel-state.js";
 import { delay, Topology } from "./helpers/netns.js";
 import { startService, type ServiceProcess } from "./helpers/service-process.js";
 import { functionDefinition, WorkloadClient } from "./helpers/workload-client.js";
@@ -22,14 +22,6 @@ async function startNode(t: ExecutionContext, topology: Topology, extraArgs: str
   const client = new WorkloadClient(service.address);
   t.teardown(() => client.close());
   return { service, client };
-}
-
-/** The spares once there are `count` of them (they are made in the background), sorted by name. */
-async function sparesOnce(topology: Topology, count: number): Promise<IpLink[]> {
-  for (const started = Date.now(); ; await delay(50)) {
-    const spares = spareTapLinks(await ipLinks(topology.node));
-    if (spares.length === count || Date.now() - started > 15_000) return spares.sort((a, b) => a.ifname.localeCompare(b.ifname));
-  }
 }
 
 /** What every TAP must show: IPv6 off, so no IPv6 address at all once it is up. */
@@ -45,7 +37,7 @@ test("a CREATE renames a spare TAP into its own, addressed and up; a new spare r
   const { service, client } = await startNode(t, topology);
 
   // Step 1: four spares (the default), each a persistent TAP with Firecracker's flags, down, without an IPv4 address.
-  const spares = await sparesOnce(topology, 4);
+  const spares = await sparesOnce(topology.node, 4);
   t.is(spares.length, 4);
   const addresses = ipv4ByLink(await ipAddrs(topology.node));
   for (const spare of spares) {
@@ -76,7 +68,7 @@ test("a CREATE renames a spare TAP into its own, addressed and up; a new spare r
   t.like(await httpGet(topology.world, `http://${topology.nodeIp}:8080/`, 5000), { ok: true, body: "guest behind a former spare" });
 
   // Step 4: the taken spare is replaced by a new one, under a name not used before.
-  const refilled = await sparesOnce(topology, 4);
+  const refilled = await sparesOnce(topology.node, 4);
   t.is(refilled.length, 4);
   t.false(refilled.some((spare) => spare.ifindex === tap?.ifindex));
   t.true(refilled.some((spare) => !spares.some((before) => before.ifname === spare.ifname)), "a new name");
@@ -90,7 +82,7 @@ test("a CREATE renames a spare TAP into its own, addressed and up; a new spare r
 test("a spare that cannot be renamed (a device already has the name) is deleted, and the CREATE makes its TAP the usual way", async (t) => {
   const topology = await Topology.create({ teardown: t });
   const { client } = await startNode(t, topology, ["--spare-taps", "2"]);
-  const spares = await sparesOnce(topology, 2);
+  const spares = await sparesOnce(topology.node, 2);
 
   // Step 1: a TAP already bears the name of fn-x's TAP (as a VMM-side leftover would).
   const name = tapNameFor("fn-x");
@@ -108,7 +100,7 @@ test("a spare that cannot be renamed (a device already has the name) is deleted,
   t.deepEqual(await tapIpv6(topology.node, name), WITHOUT_IPV6, "re-attached, it got IPv6 off too");
 
   // Step 3: the spare it tried is gone, not left with the address; two spares again, none of them addressed.
-  const after = await sparesOnce(topology, 2);
+  const after = await sparesOnce(topology.node, 2);
   t.is(after.length, 2);
   t.true(spares.some((spare) => !after.some((now) => now.ifindex === spare.ifindex)), "the tried spare was deleted");
   const addresses = ipv4ByLink(await ipAddrs(topology.node));
@@ -127,7 +119,7 @@ test("spares a killed service left are deleted at start (a non-TAP device under 
 
   // Step 2: at start they are deleted, and three fresh ones are made, numbered from 10.
   const first = await startNode(t, topology, ["--spare-taps", "3"]);
-  const spares = await sparesOnce(topology, 3);
+  const spares = await sparesOnce(topology.node, 3);
   t.deepEqual(
     spares.map((spare) => spare.ifname),
     ["rik-spare-10", "rik-spare-11", "rik-spare-12"],

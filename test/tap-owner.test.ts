@@ -7,8 +7,8 @@
  * device node would be, and checks what the kernel answers.
  */
 import test, { type ExecutionContext } from "ava";
-import { ipLinks, spareTapLinks, tapLinks } from "./helpers/kernel-state.js";
-import { delay, REPO_ROOT, type Topology } from "./helpers/netns.js";
+import { ipLinks, sparesOnce, tapLinks } from "./helpers/kernel-state.js";
+import { REPO_ROOT, type Topology } from "./helpers/netns.js";
 import { startNode } from "./helpers/start-node.js";
 import { functionDefinition } from "./helpers/workload-client.js";
 
@@ -46,10 +46,8 @@ async function attachAs(t: ExecutionContext, topology: Topology, tap: string, ui
 async function createdTap(t: ExecutionContext, extraArgs: string[]) {
   const { topology, client } = await startNode(t, { service: { extraArgs } });
   const withSpares = !extraArgs.join(" ").includes("--spare-taps 0");
-  let spares = spareTapLinks(await ipLinks(topology.node));
-  for (const started = Date.now(); withSpares && spares.length === 0 && Date.now() - started < 15_000; await delay(50)) {
-    spares = spareTapLinks(await ipLinks(topology.node));
-  }
+  // All four (the default count): only then is every spare but the last surely ready to be taken.
+  const spares = withSpares ? await sparesOnce(topology.node, 4) : [];
   const tapName = (await client.create("fn-a", functionDefinition())).network.value!.tapName;
   const [tap, ...others] = tapLinks(await ipLinks(topology.node));
   t.is(tap?.ifname, tapName);

@@ -3,7 +3,7 @@
  */
 import { isSpareTapName } from "../../src/network/spare-taps.js";
 import { TAP_IPV6_SYSCTLS } from "../../src/network/tap-creator.js";
-import { execIn } from "./netns.js";
+import { delay, execIn } from "./netns.js";
 
 export interface IpLinkInfo {
   readonly info_kind?: string;
@@ -97,6 +97,18 @@ export function tapLinks(links: readonly IpLink[]): IpLink[] {
 /** The service's spare TAPs. Needs `ip -d` output. */
 export function spareTapLinks(links: readonly IpLink[]): IpLink[] {
   return allTapLinks(links).filter((link) => isSpareTapName(link.ifname));
+}
+
+/**
+ * The spares in `ns` once there are `count` of them, sorted by name (or what there is after
+ * 15 s, for the caller's assertion to report). The service makes them one after the other,
+ * so once the last one exists, every earlier one is ready to be taken.
+ */
+export async function sparesOnce(ns: string, count: number): Promise<IpLink[]> {
+  for (const started = Date.now(); ; await delay(50)) {
+    const spares = spareTapLinks(await ipLinks(ns));
+    if (spares.length === count || Date.now() - started > 15_000) return spares.sort((a, b) => a.ifname.localeCompare(b.ifname));
+  }
 }
 
 /** `ifname -> ["a.b.c.d/len", ...]` for IPv4 addresses. */
