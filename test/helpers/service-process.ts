@@ -35,6 +35,11 @@ export interface ServiceOptions {
   readonly readyTimeoutMs?: number;
   /** Run dist/main.js (build it first) instead of the sources under tsx, as the bench does. Default false. */
   readonly compiled?: boolean;
+  /**
+   * Node arguments before the entry point, e.g. `["--import", "test/helpers/kill-at-step.ts"]`
+   * to preload a test hook (into the sources run under tsx: it must import the same modules).
+   */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** One JSON log line of the service (winston: level, message, timestamp, metadata). */
@@ -82,7 +87,7 @@ function parseLog(line: string): LogEntry | undefined {
 /** The node arguments of the service for `options`: its entry point, then `serve` and its flags. */
 export function serviceArgs(options: ServiceOptions & { readonly socketPath: string }): string[] {
   return [
-    ...(options.compiled === true ? [COMPILED_MAIN] : ["--import", "tsx", MAIN]),
+    ...(options.compiled === true ? [...(options.nodeArgs ?? []), COMPILED_MAIN] : ["--import", "tsx", ...(options.nodeArgs ?? []), MAIN]),
     "serve",
     "--socket",
     options.socketPath,
