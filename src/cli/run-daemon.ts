@@ -76,6 +76,7 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
       stateDir: config.stateDir,
       resyncIntervalMs: config.resyncIntervalMs,
       spareTaps: config.spareTaps,
+      maxPortsPerInstance: config.maxPortsPerInstance,
       iptables: config.iptables,
     });
   } catch (error) {
@@ -116,6 +117,7 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
     state_dir: config.stateDir,
     resync_interval_ms: config.resyncIntervalMs,
     spare_taps: config.spareTaps,
+    max_ports_per_instance: config.maxPortsPerInstance,
     iptables_backend: config.iptablesBackend,
     pid: process.pid,
   });

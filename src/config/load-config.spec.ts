@@ -19,6 +19,7 @@ test("defaults", (t) => {
     stateDir: "/var/lib/rik-network",
     resyncIntervalMs: 30_000,
     spareTaps: 4,
+    maxPortsPerInstance: 64,
     iptablesBackend: "auto",
     iptables: autoIptables,
   });
@@ -43,6 +44,7 @@ const env = {
   RIK_NETWORK_HOST_PORTS: "20000-29999",
   RIK_NETWORK_RESERVED_PORTS: "2379, 10250",
   RIK_NETWORK_SPARE_TAPS: "0",
+  RIK_NETWORK_MAX_PORTS_PER_INSTANCE: "8",
 };
 
 test("reads every setting from the environment", (t) => {
@@ -65,6 +67,7 @@ test("reads every setting from the environment", (t) => {
     stateDir: "/srv/env-state",
     resyncIntervalMs: 0,
     spareTaps: 0,
+    maxPortsPerInstance: 8,
     iptablesBackend: "legacy",
     iptables: { restoreCommand: "iptables-legacy-restore", saveCommand: "iptables-legacy-save" },
   });
@@ -106,6 +109,8 @@ test("flags override the environment", (t) => {
     "53",
     "--spare-taps",
     "16",
+    "--max-ports-per-instance",
+    "128",
   ];
   t.deepEqual(loadConfig(argv, env), {
     socketPath: "/tmp/flag.sock",
@@ -125,6 +130,7 @@ test("flags override the environment", (t) => {
     stateDir: "/srv/flag-state",
     resyncIntervalMs: 2500,
     spareTaps: 16,
+    maxPortsPerInstance: 128,
     iptablesBackend: "nft",
     iptables: { restoreCommand: "iptables-nft-restore", saveCommand: "iptables-nft-save" },
   });
@@ -182,6 +188,17 @@ test("spare TAPs: 0 turns them off, up to 64", (t) => {
   t.is(loadConfig(["--spare-taps", "0"], {}).spareTaps, 0);
   t.is(loadConfig(["--spare-taps", "64"], {}).spareTaps, 64);
   t.is(loadConfig([], { RIK_NETWORK_SPARE_TAPS: "8" }).spareTaps, 8);
+});
+
+test("exposure entries per instance: 64 by default, 0 to 65535", (t) => {
+  t.is(loadConfig([], {}).maxPortsPerInstance, 64);
+  t.is(loadConfig(["--max-ports-per-instance", "0"], {}).maxPortsPerInstance, 0);
+  t.is(loadConfig(["--max-ports-per-instance", "65535"], {}).maxPortsPerInstance, 65535);
+  t.is(loadConfig([], { RIK_NETWORK_MAX_PORTS_PER_INSTANCE: "1" }).maxPortsPerInstance, 1);
+  for (const value of ["65536", "-1", "1.5", "64 ", "lots", "0x40"]) {
+    const error = t.throws(() => loadConfig([`--max-ports-per-instance=${value}`], {}), { instanceOf: ConfigError });
+    t.regex(error.message, /--max-ports-per-instance \/ RIK_NETWORK_MAX_PORTS_PER_INSTANCE.*expected an integer between 0 and 65535/, value);
+  }
 });
 
 test("the metrics endpoint can be turned off or moved", (t) => {
@@ -255,6 +272,7 @@ const flagsAndVariables: [string, string][] = [
   ["state-dir", "STATE_DIR"],
   ["resync-interval", "RESYNC_INTERVAL"],
   ["iptables-backend", "IPTABLES_BACKEND"],
+  ["max-ports-per-instance", "MAX_PORTS_PER_INSTANCE"],
   ["log-level", "LOG_LEVEL"],
 ];
 

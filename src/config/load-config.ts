@@ -6,6 +6,7 @@ import { logLevels, type LogLevel } from "../logger.js";
 import { Ipv4Cidr } from "../network/ipv4-cidr.js";
 import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/port-policy.js";
 import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/spare-taps.js";
+import { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "../network/exposure-limit.js";
 
 /** Where a TCP listener or the metrics endpoint binds. */
 export interface HostPort {
@@ -55,6 +56,8 @@ export interface Config {
   readonly resyncIntervalMs: number;
   /** TAPs kept made ahead of CREATEs; 0 turns them off. */
   readonly spareTaps: number;
+  /** Exposure entries one instance may have. */
+  readonly maxPortsPerInstance: number;
   readonly iptablesBackend: IptablesBackend;
   /** The binaries matching `iptablesBackend`. */
   readonly iptables: { readonly restoreCommand: string; readonly saveCommand: string };
@@ -176,6 +179,12 @@ const options = {
     value: "N",
     help: `TAPs kept made ahead of time, so that a CREATE renames one instead of making its own; 0 to ${MAX_SPARE_TAPS} (default ${DEFAULT_SPARE_TAPS})`,
   },
+  maxPortsPerInstance: {
+    flag: "max-ports-per-instance",
+    env: "RIK_NETWORK_MAX_PORTS_PER_INSTANCE",
+    value: "N",
+    help: `exposure entries one instance may have, 0 to ${MAX_PORTS_PER_INSTANCE_LIMIT} (default ${DEFAULT_MAX_PORTS_PER_INSTANCE})`,
+  },
   iptablesBackend: {
     flag: "iptables-backend",
     env: "RIK_NETWORK_IPTABLES_BACKEND",
@@ -258,6 +267,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     stateDir: absolutePath(given(options.stateDir), "/var/lib/rik-network"),
     resyncIntervalMs: resyncInterval(given(options.resyncInterval)),
     spareTaps: spareTaps(given(options.spareTaps)),
+    maxPortsPerInstance: maxPortsPerInstance(given(options.maxPortsPerInstance)),
     iptablesBackend,
     iptables: iptablesCommands[iptablesBackend],
   };
@@ -447,6 +457,13 @@ function spareTaps(given: Given | undefined): number {
   if (given === undefined) return DEFAULT_SPARE_TAPS;
   const value = /^\d+$/.test(given.value) ? Number(given.value) : NaN;
   if (!(value <= MAX_SPARE_TAPS)) throw invalid(given, `expected an integer between 0 (off) and ${MAX_SPARE_TAPS}`);
+  return value;
+}
+
+function maxPortsPerInstance(given: Given | undefined): number {
+  if (given === undefined) return DEFAULT_MAX_PORTS_PER_INSTANCE;
+  const value = /^\d{1,5}$/.test(given.value) ? Number(given.value) : NaN;
+  if (!(value <= MAX_PORTS_PER_INSTANCE_LIMIT)) throw invalid(given, `expected an integer between 0 and ${MAX_PORTS_PER_INSTANCE_LIMIT}`);
   return value;
 }
 

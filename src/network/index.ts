@@ -23,6 +23,7 @@ export type { NetworkObserver } from "./network-observer.js";
 export { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS, type PortPolicyOptions } from "./port-policy.js";
 
 export { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "./spare-taps.js";
+export { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "./exposure-limit.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/rik-network";
 
@@ -44,6 +45,8 @@ export interface NetworkPlaneOptions {
   readonly resyncIntervalMs?: number;
   /** TAPs made ahead of time for CREATEs to take (SpareTaps); 0 turns them off. Default DEFAULT_SPARE_TAPS. */
   readonly spareTaps?: number;
+  /** Exposure entries one instance may have. Default DEFAULT_MAX_PORTS_PER_INSTANCE. */
+  readonly maxPortsPerInstance?: number;
 }
 
 /**
@@ -78,6 +81,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     sockDiag,
     conntrack: new Conntrack(launcher),
     logger,
+    ...(options.maxPortsPerInstance === undefined ? {} : { maxPortsPerInstance: options.maxPortsPerInstance }),
   });
   const registry = new StrategyRegistry({
     Function: functions,
