@@ -40,6 +40,11 @@ export interface ServiceOptions {
    * to preload a test hook (into the sources run under tsx: it must import the same modules).
    */
   readonly nodeArgs?: readonly string[];
+  /**
+   * A command the service is started through, which ends by exec'ing its arguments (node
+   * and the service's), e.g. `unshare -m ...` to give the service a mount of its own.
+   */
+  readonly launcher?: readonly string[];
 }
 
 /** One JSON log line of the service (winston: level, message, timestamp, metadata). */
@@ -118,7 +123,8 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
     socketPath = path.join(tmpDir, "rik.sock");
   }
   const args = serviceArgs({ ...options, socketPath });
-  const subprocess: NsProcess = spawnIn(options.nodeNs, process.execPath, args, {
+  const [file, ...launcherArgs] = [...(options.launcher ?? []), process.execPath];
+  const subprocess: NsProcess = spawnIn(options.nodeNs, file!, [...launcherArgs, ...args], {
     cwd: REPO_ROOT,
     env: { ...options.env },
   });
