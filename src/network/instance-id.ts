@@ -21,6 +21,11 @@ export function printableInstanceId(instanceId: string): string {
   return head.length < instanceId.length ? `"${escaped}"… (${instanceId.length} characters)` : `"${escaped}"`;
 }
 
+/** The id quoted for a message: `"fn-1"`, or an invalid one as `printableInstanceId` shows it (quoted already). */
+export function quotedInstanceId(instanceId: string): string {
+  return INSTANCE_ID_PATTERN.test(instanceId) ? `"${instanceId}"` : printableInstanceId(instanceId);
+}
+
 function escapeCodeUnits(character: string): string {
   let escaped = "";
   for (let at = 0; at < character.length; at++) escaped += `\\u${character.charCodeAt(at).toString(16).padStart(4, "0")}`;

@@ -163,6 +163,7 @@ test("get, list and the change events follow the lifecycle", async (t) => {
   t.is(manager.list().length, 1);
   await destroy(manager, "a");
   t.is(t.throws(() => manager.get("a"), { instanceOf: NetworkError }).code, "not-found");
+  t.is(t.throws(() => manager.get(`x\n${"y".repeat(10_000)}`))?.message, `no instance "x\\u000a${"y".repeat(38)}"… (10002 characters) on this node; List shows the instances it has`, "a hostile id is not echoed raw");
   t.deepEqual(events.map((e) => e.status), ["creating", "running", "destroying", "terminated"]);
 });
 

@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "../logger.js";
 import { faultPoint } from "./fault-point.js";
 import type { ApplyRequest, InstanceNetwork, InstanceStatus } from "./instance-network.js";
-import { validateInstanceId } from "./instance-id.js";
+import { quotedInstanceId, validateInstanceId } from "./instance-id.js";
 import type { InstanceRecord, InstanceStore } from "./instance-store.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { NetworkError } from "./network-error.js";
@@ -224,7 +224,8 @@ export class NetworkManager {
   get(instanceId: string): InstanceNetwork {
     const record = this.records.get(instanceId);
     if (record === undefined) {
-      throw new NetworkError("not-found", `no instance "${instanceId}" on this node; List shows the instances it has`);
+      // The id is the caller's, unvalidated: a hostile one must not reach the message (and the log) raw.
+      throw new NetworkError("not-found", `no instance ${quotedInstanceId(instanceId)} on this node; List shows the instances it has`);
     }
     return record.network;
   }
