@@ -14,6 +14,9 @@ import { ProcessOutput } from "./helpers/process-output.js";
 import { startService } from "./helpers/service-process.js";
 import { failureOf, functionDefinition, ResourceStatus, WorkloadClient } from "./helpers/workload-client.js";
 
+/** Whether a line of `ip -o monitor link` is about link `name` ("[Deleted ]N: name[@peer]: <flags> ..."). */
+const names = (line: string, name: string) => new RegExp(`^(Deleted )?\\d+: ${name}[@:]`).test(line);
+
 test("a rollback whose rule delete fails still deletes the TAP, and the CREATE fails with the first error", async (t) => {
   t.timeout(2 * 60_000);
   const topology = await Topology.create({ teardown: t });
@@ -28,20 +31,23 @@ test("a rollback whose rule delete fails still deletes the TAP, and the CREATE f
   t.teardown(() => service.stop());
   const client = new WorkloadClient(service.address);
   t.teardown(() => client.close());
-  const before = await hostState(topology);
   const tap = tapNameFor("doomed");
   // Every change of a link in the node, as the kernel reports it: proof that the TAP came and went.
   const monitor = new ProcessOutput(spawnIn(topology.node, "ip", ["-o", "monitor", "link"]), "ip monitor link");
   t.teardown(() => void monitor.subprocess.kill());
-  await new Promise((resolve) => setTimeout(resolve, 200)); // ip monitor subscribes once it runs
+  // Once it reports a link of ours, it is subscribed.
+  await topology.execNode("ip", ["link", "add", "probe0", "type", "veth", "peer", "name", "probe1"]);
+  await monitor.waitForLine((line) => names(line, "probe0"), 10_000, "ip monitor to report probe0");
+  await topology.execNode("ip", ["link", "del", "probe0"]);
+  const before = await hostState(topology);
 
   const failure = await failureOf(client.create("doomed", functionDefinition({ name: "doomed", exposure: { port: 8080, targetPort: 80 } })));
   t.is(failure.code, grpc.status.INTERNAL, failure.details);
   t.regex(failure.details, /rule append refused/, "the error that made the CREATE fail, not the rollback's");
   t.true(iptables.deleteRefused(), "the rollback's rule delete was refused too");
 
-  await monitor.waitForLine((line) => line.startsWith("Deleted") && line.includes(` ${tap}:`), 10_000, `the deletion of TAP ${tap}`);
-  t.true(monitor.stdout.some((line) => !line.startsWith("Deleted") && line.includes(` ${tap}:`)), `TAP ${tap} was there before`);
+  await monitor.waitForLine((line) => line.startsWith("Deleted ") && names(line, tap), 10_000, `the deletion of TAP ${tap}`);
+  t.true(monitor.stdout.some((line) => !line.startsWith("Deleted ") && names(line, tap)), `TAP ${tap} was there before`);
   const links = JSON.parse(String((await topology.execNode("ip", ["-j", "link"])).stdout)) as { ifname: string }[];
   t.false(links.some((link) => link.ifname === tap), `TAP ${tap} is gone`);
   iptables.heal();
