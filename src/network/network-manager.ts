@@ -144,9 +144,12 @@ export class NetworkManager {
     steps.push({
       name: "forget the instance",
       run: async () => {
-        if (kernelLeft) await this.keepForRepair(intent);
-        else await this.forget(intent);
-        this.announce({ ...intent.network, status: "failed" });
+        try {
+          if (kernelLeft) await this.keepForRepair(intent);
+          else await this.forget(intent);
+        } finally {
+          this.announce({ ...intent.network, status: "failed" });
+        }
       },
     });
     return rollBack(original, steps, { logger: this.options.logger, instanceId: intent.instanceId });
