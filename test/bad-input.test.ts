@@ -114,7 +114,9 @@ for (const kind of ["Daemon", "function", "FUNCTION", "Function ", "VM"]) {
   invalid(`kind ${JSON.stringify(kind)}`, mutate("kind", kind), /is not supported; accepted kinds: Function, Pod/);
 }
 corpus.push({ name: "kind Pod", definition: mutate("kind", "Pod"), code: UNIMPLEMENTED, details: /Pod workloads are not supported/ });
-for (const instanceId of ["", " ", "a b", "-a", ".a", "_a", "a/b", "../etc", 'a"b', "a;b", "a\nb", "a\tb", "ünicode", "x".repeat(129), "a\u0000b", "*", "a:b", "a,b"]) {
+/** A hostile id: it must reach the service's log line cut and escaped, never raw. */
+const hostileId = `evil\n{"level":"error","message":"forged"}\u001b[2J${"z".repeat(100_000)}`;
+for (const instanceId of ["", " ", "a b", "-a", ".a", "_a", "a/b", "../etc", 'a"b', "a;b", "a\nb", "a\tb", "ünicode", "x".repeat(129), "a\u0000b", "*", "a:b", "a,b", hostileId]) {
   corpus.push({ name: `instance id ${JSON.stringify(instanceId)}`, instanceId, code: INVALID_ARGUMENT, details: /invalid instance_id/ });
 }
 for (const action of [2, 7, -1]) {
@@ -126,7 +128,12 @@ corpus.push({
   code: ALREADY_EXISTS,
   details: /host port 9090\/TCP is already exposed by instance "existing"/,
 });
-corpus.push({ name: "existing instance with another definition", instanceId: "existing", code: FAILED_PRECONDITION, details: /different definition; DESTROY it first/ });
+corpus.push({ name: "existing instance with another exposure", instanceId: "existing", code: FAILED_PRECONDITION, details: /instance "existing" already exists with another exposure, and its network cannot change; DESTROY it first/ });
+invalid(
+  "more exposure entries than --max-ports-per-instance (64 by default)",
+  mutate("spec.function.exposure", Array.from({ length: 65 }, (_, i) => ({ port: 10_000 + i, targetPort: 80 }))),
+  /spec\.function\.exposure has 65 entries, more than the 64 an instance may have on this node \(--max-ports-per-instance\)/,
+);
 corpus.push({ name: "a message over the size limit", definition: mutate("name", "n".repeat(2 * 1024 * 1024)), code: RESOURCE_EXHAUSTED, details: /./ });
 
 test(`each of ${corpus.length} bad requests gets its code, names what is wrong, and leaves the host byte-identical`, async (t) => {
@@ -138,7 +145,8 @@ test(`each of ${corpus.length} bad requests gets its code, names what is wrong, 
   const client = new WorkloadClient(service.address);
   t.teardown(() => client.close());
   // One live instance, so that "unchanged" covers an occupied node, not just an empty one.
-  await client.create("existing", functionDefinition({ exposure: { port: 9090, targetPort: 80 } }));
+  const existingDefinition = JSON.parse(functionDefinition({ exposure: { port: 9090, targetPort: 80 } })) as Record<string, any>;
+  const existing = await client.create("existing", JSON.stringify(existingDefinition));
   const before = await hostState(topology);
 
   for (const bad of corpus) {
@@ -155,6 +163,21 @@ test(`each of ${corpus.length} bad requests gets its code, names what is wrong, 
   }
 
   t.deepEqual((await client.list()).map((n) => n.instanceId), ["existing"]);
+  // A repeated CREATE whose network would be the same is the same instance, whatever else changed.
+  const sameNetwork = structuredClone(existingDefinition);
+  sameNetwork.name = "renamed";
+  sameNetwork.replicas = 3;
+  sameNetwork.spec.function.execution.rootfs = "https://example.invalid/other-rootfs.ext4";
+  sameNetwork.spec.function.exposure = [{ port: 9090, targetPort: 80, protocol: "tcp" }];
+  t.deepEqual(await client.create("existing", JSON.stringify(sameNetwork)), existing, "the same network back");
+  t.deepEqual(await hostState(topology), before, "a repeated CREATE changed the host");
+  // No raw id of a caller's in the log: invalid ones are cut and escaped.
+  for (const entry of service.logs().filter((line) => line.message === "rpc")) {
+    const shown = String(entry["instance_id"] ?? "");
+    t.true(shown.length < 200 && /^[\x20-\x7e…]*$/u.test(shown), `logged instance_id ${shown.slice(0, 300)}`);
+  }
+  const hostileShown = service.logs().find((line) => String(line["instance_id"]).startsWith('"evil\\u000a{\\"level\\":'));
+  t.true(String(hostileShown?.["instance_id"]).endsWith(`"… (${hostileId.length} characters)`), "the hostile id, cut, escaped and with its length");
   // Every refusal that reached the service was logged as one RPC outcome with its code.
   const refused = service.logs().filter((entry) => entry.message === "rpc" && entry["code"] !== "OK");
   t.is(refused.length, corpus.length - 1, "all but the oversized message, which grpc-js refuses before any handler");

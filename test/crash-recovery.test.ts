@@ -1,17 +1,26 @@
 /**
- * Crash safety: the service is SIGKILLed at every step of CREATE and DESTROY (a test-only
- * fault hook) and at random instants under load. After each restart, the kernel holds
- * exactly the acknowledged instances: no TAP, rule, address or /30 leaked, none lost.
+ * Crash safety: the service is SIGKILLed at every step of CREATE and DESTROY (a fault hook
+ * the test preloads into it, test/helpers/kill-at-step.ts) and at random instants under load.
+ * After each restart, the kernel holds exactly the instances the journal says, and what it
+ * says is decided by where the crash hit, as the README's "State, restart and recovery"
+ * promises: a CREATE killed after its "creating" intent but before its "running" line is
+ * undone; one killed anywhere after the "running" line (written before the first kernel
+ * call) is completed; a DESTROY killed after its "destroying" intent is finished. No TAP,
+ * rule, address or /30 leaked, none lost, and a retried operation gets the same answer.
  */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import test, { type ExecutionContext } from "ava";
 import type { InstanceNetwork } from "../src/gen/rik/network/v1/workload_network_pb.js";
 import { kernelDiff } from "./helpers/kernel-diff.js";
-import { delay, Topology } from "./helpers/netns.js";
+import { delay, REPO_ROOT, Topology } from "./helpers/netns.js";
 import { seededRandom } from "./helpers/seeded-random.js";
-import { startService, type ServiceProcess } from "./helpers/service-process.js";
+import { startService, type ServiceOptions, type ServiceProcess } from "./helpers/service-process.js";
 import { functionDefinition, ResourceStatus, WorkloadClient } from "./helpers/workload-client.js";
 
 const POOL = "10.220.0.0/24";
+const KILL_AT_STEP = path.join(REPO_ROOT, "test", "helpers", "kill-at-step.ts");
 
 type Op = { readonly action: "create"; readonly id: string; readonly port?: number } | { readonly action: "destroy"; readonly id: string };
 
@@ -33,6 +42,30 @@ const workload: Op[] = [
   { action: "destroy", id: "e" },
 ];
 
+/**
+ * What a restart must make of an operation killed at each fault point (grep faultPoint in
+ * src): "undone" (the instance is not there), "completed" (it is, running), "finished"
+ * (a DESTROY: it is gone). A fault point missing here fails the test until it is classified.
+ */
+const OUTCOME_AT: Readonly<Record<string, "undone" | "completed" | "finished">> = {
+  "create: intent recorded": "undone",
+  "create: TAP added": "completed",
+  "create: address added": "completed",
+  "create: TAP and rules added": "completed",
+  "create: acknowledged": "completed",
+  "destroy: intent recorded": "finished",
+  "destroy: rules removed": "finished",
+  "destroy: rules and TAP removed": "finished",
+  "destroy: record removed": "finished",
+};
+
+/**
+ * No spare TAPs, so that every CREATE takes the same steps (a spare is ready or not
+ * depending on timing) and the Nth fault point is the same step in every run; no resync,
+ * whose repairs pass fault points too. The random kills below run with spares.
+ */
+const DETERMINISTIC = ["--spare-taps", "0", "--resync-interval", "0"];
+
 function definitionOf(op: Op & { action: "create" }): string {
   return functionDefinition({ name: op.id, exposure: op.port === undefined ? undefined : { port: op.port, targetPort: 80 } });
 }
@@ -50,51 +83,72 @@ function lowestFreeHostIp(networks: readonly InstanceNetwork[]): string {
   }
 }
 
-interface Recovery {
-  readonly listed: InstanceNetwork[];
-  readonly diffs: string[];
+interface Expectation {
+  /** The instances that must be there after the restart, with their network when it was acknowledged. */
+  readonly present: ReadonlyMap<string, InstanceNetwork | undefined>;
+  /** Instances whose operation was in flight at an unknown instant (random kills): there or not, but whole. */
+  readonly uncertain: ReadonlySet<string>;
+  /** Operations retried once the service is back, as a client that got no answer would. */
+  readonly retried: readonly Op[];
 }
 
 /**
- * Restarts the service on the same state and checks what it recovered against what was
- * acknowledged. `uncertain` ids had an operation in flight at the crash: either outcome
- * is right, as long as it is whole.
+ * Restarts the service on the same state and checks what it recovered against what it must
+ * have: the instances, their networks, the kernel state, no /30 leaked; then retries the
+ * operations cut short, which must answer as if the crash had not happened.
  */
-async function recover(t: ExecutionContext, topology: Topology, crashed: ServiceProcess, acknowledged: ReadonlyMap<string, InstanceNetwork>, uncertain: ReadonlySet<string>): Promise<Recovery> {
-  const service = await startService({ nodeNs: topology.node, pool: POOL, socketPath: crashed.socketPath, logLevel: "warn" });
+async function recover(t: ExecutionContext, topology: Topology, crashed: ServiceProcess, expected: Expectation, options: Partial<ServiceOptions> = {}): Promise<string[]> {
+  const service = await startService({ ...options, nodeNs: topology.node, pool: POOL, socketPath: crashed.socketPath, logLevel: "warn" });
   const client = new WorkloadClient(service.address);
   try {
     const listed = await client.list();
-    const ids = listed.map((n) => n.instanceId);
+    const certain = (id: string) => !expected.uncertain.has(id);
     t.deepEqual(
-      ids.filter((id) => !uncertain.has(id)).sort(),
-      [...acknowledged.keys()].filter((id) => !uncertain.has(id)).sort(),
-      "exactly the acknowledged instances survive",
+      listed.map((n) => n.instanceId).filter(certain).sort(),
+      [...expected.present.keys()].filter(certain).sort(),
+      "exactly the instances the crash point decides",
     );
     for (const network of listed) {
       t.is(network.status, ResourceStatus.RUNNING, `${network.instanceId} is running, not half-made`);
-      const acked = acknowledged.get(network.instanceId);
-      if (acked !== undefined && !uncertain.has(network.instanceId)) t.deepEqual(network, acked, "the same network as acknowledged");
+      const acked = expected.present.get(network.instanceId);
+      if (acked !== undefined && certain(network.instanceId)) t.deepEqual(network, acked, "the same network as acknowledged");
     }
     const diffs = await kernelDiff(topology.node, listed, POOL);
     const probe = await client.create("probe", functionDefinition({ name: "probe" }));
     t.is(probe.network.value?.hostIp, lowestFreeHostIp(listed), "no /30 leaked: the next CREATE takes the lowest free one");
-    return { listed, diffs };
+    for (const op of expected.retried) {
+      const answer = await run(client, op);
+      const before = listed.find((n) => n.instanceId === op.id);
+      if (op.action === "destroy") t.is(answer.status, ResourceStatus.TERMINATED, `retried DESTROY of ${op.id}`);
+      else if (before !== undefined) t.deepEqual(answer, before, `a retried CREATE of ${op.id} returns the network the restart completed`);
+      else t.is(answer.status, ResourceStatus.RUNNING, `a retried CREATE of ${op.id}, undone at restart, creates it`);
+    }
+    return diffs;
   } finally {
     client.close();
     await service.stop();
   }
 }
 
+interface Crash {
+  /** The step name of the fault point the service died at. */
+  readonly step: string;
+  readonly diffs: string[];
+}
+
 /** Runs the workload with a kill at fault point `step`; undefined when the workload finishes first. */
-async function crashAtStep(t: ExecutionContext, step: number): Promise<Recovery | undefined> {
+async function crashAtStep(t: ExecutionContext, step: number): Promise<Crash | undefined> {
   const topology = await Topology.create();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rikt-crash-"));
+  const stepFile = path.join(dir, "killed-at");
   try {
     const service = await startService({
       nodeNs: topology.node,
       pool: POOL,
       logLevel: "warn",
-      env: { RIK_NETWORK_TEST_KILL_AT_STEP: String(step) },
+      extraArgs: DETERMINISTIC,
+      nodeArgs: ["--import", KILL_AT_STEP],
+      env: { RIKT_KILL_AT_STEP: String(step), RIKT_KILL_STEP_FILE: stepFile },
     });
     const client = new WorkloadClient(service.address);
     const acknowledged = new Map<string, InstanceNetwork>();
@@ -115,15 +169,24 @@ async function crashAtStep(t: ExecutionContext, step: number): Promise<Recovery 
       return undefined;
     }
     t.is((await service.exited).signal, "SIGKILL", `step ${step}: the service was killed by its fault hook`);
-    return await recover(t, topology, service, acknowledged, new Set([inFlight.id]));
+    const killedAt = fs.readFileSync(stepFile, "utf8");
+    t.true(killedAt.startsWith(`${inFlight.action}:`), `step ${step}: killed at "${killedAt}", during a ${inFlight.action}`);
+    const outcome = OUTCOME_AT[killedAt];
+    t.not(outcome, undefined, `fault point "${killedAt}" has no expected outcome in OUTCOME_AT`);
+    const present = new Map<string, InstanceNetwork | undefined>(acknowledged);
+    if (outcome === "completed") present.set(inFlight.id, undefined);
+    else present.delete(inFlight.id);
+    const diffs = await recover(t, topology, service, { present, uncertain: new Set(), retried: [inFlight] }, { extraArgs: DETERMINISTIC });
+    return { step: killedAt, diffs };
   } finally {
     await topology.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-test("a SIGKILL at any step of CREATE or DESTROY is recovered exactly at restart", async (t) => {
+test("a SIGKILL at any step of CREATE or DESTROY is undone or completed at restart, as its step decides", async (t) => {
   t.timeout(15 * 60_000);
-  const results = new Map<number, Recovery>();
+  const results = new Map<number, Crash>();
   let lastStep: number | undefined;
   let next = 1;
   // Three crash-and-recover runs at a time, until a run reaches the end of the workload alive.
@@ -131,9 +194,9 @@ test("a SIGKILL at any step of CREATE or DESTROY is recovered exactly at restart
     while (lastStep === undefined || next <= lastStep) {
       const step = next++;
       if (lastStep !== undefined && step > lastStep) return;
-      const recovery = await crashAtStep(t, step);
-      if (recovery === undefined) lastStep = Math.min(lastStep ?? Infinity, step - 1);
-      else results.set(step, recovery);
+      const crash = await crashAtStep(t, step);
+      if (crash === undefined) lastStep = Math.min(lastStep ?? Infinity, step - 1);
+      else results.set(step, crash);
     }
   };
   await Promise.all([worker(), worker(), worker()]);
@@ -141,10 +204,15 @@ test("a SIGKILL at any step of CREATE or DESTROY is recovered exactly at restart
   t.log(`fault points exercised: ${steps.length}`);
   t.true(steps.length >= 50, `only ${steps.length} distinct fault points`);
   t.deepEqual(steps, Array.from({ length: lastStep! }, (_, i) => i + 1), "every step up to the end of the workload crashed");
-  for (const step of steps) t.deepEqual(results.get(step)!.diffs, [], `kernel differences after a crash at step ${step}`);
+  t.deepEqual(
+    [...new Set(steps.map((step) => results.get(step)!.step))].sort(),
+    Object.keys(OUTCOME_AT).sort(),
+    "every fault point of CREATE and DESTROY was crashed at",
+  );
+  for (const step of steps) t.deepEqual(results.get(step)!.diffs, [], `kernel differences after a crash at step ${step} (${results.get(step)!.step})`);
 });
 
-test("SIGKILLs at random instants under concurrent load are recovered exactly", async (t) => {
+test("SIGKILLs at random instants under concurrent load are recovered exactly, and retried operations answer whole", async (t) => {
   t.timeout(5 * 60_000);
   const topology = await Topology.create({ teardown: t });
   let service = await startService({ nodeNs: topology.node, pool: POOL, logLevel: "warn" });
@@ -154,7 +222,8 @@ test("SIGKILLs at random instants under concurrent load are recovered exactly", 
   for (let round = 0; round < 5; round++) {
     const client = new WorkloadClient(service.address);
     const acknowledged = new Map<string, InstanceNetwork>((await client.list()).map((n) => [n.instanceId, n]));
-    const uncertain = new Set<string>();
+    // The operation each id had in flight at the kill: where it was cut short is unknown here.
+    const inFlight = new Map<string, Op>();
     const busy = new Set<string>();
     let alive = true;
     const killAfter = 100 + nextRandom(900);
@@ -173,14 +242,14 @@ test("SIGKILLs at random instants under concurrent load are recovered exactly", 
           busy.add(id);
           const index = Number(id.slice(1));
           const op: Op = nextRandom(3) === 0 ? { action: "destroy", id } : { action: "create", id, port: 9000 + index };
-          uncertain.add(id);
+          inFlight.set(id, op);
           try {
             const network = await run(client, op);
             if (op.action === "create") acknowledged.set(id, network);
             else acknowledged.delete(id);
-            uncertain.delete(id);
+            inFlight.delete(id);
           } catch {
-            // The kill: this operation's outcome is unknown to the client.
+            // The kill: this operation's outcome is unknown to the client, which retries it.
           } finally {
             busy.delete(id);
           }
@@ -190,7 +259,11 @@ test("SIGKILLs at random instants under concurrent load are recovered exactly", 
     await killer;
     client.close();
     await service.exited;
-    const { diffs } = await recover(t, topology, service, acknowledged, uncertain);
+    const diffs = await recover(t, topology, service, {
+      present: acknowledged,
+      uncertain: new Set(inFlight.keys()),
+      retried: [...inFlight.values()],
+    });
     t.deepEqual(diffs, [], `kernel differences after random kill ${round + 1} at ${killAfter} ms`);
     service = await startService({ nodeNs: topology.node, pool: POOL, socketPath: service.socketPath, logLevel: "warn" });
     // Clear the probe instance recover() left behind, so the next round starts from acknowledged state only.

@@ -125,7 +125,7 @@ test("repeated CREATE returns the same network, DESTROY of an unknown id succeed
 
   const conflict = await failureOf(client.create("fn-1", functionDefinition({ exposure: { port: 8082, targetPort: 80 } })));
   t.is(conflict.code, grpc.status.FAILED_PRECONDITION);
-  t.regex(conflict.details, /different definition; DESTROY it first/);
+  t.regex(conflict.details, /already exists with another exposure, and its network cannot change; DESTROY it first/);
 
   const portTaken = await failureOf(client.create("fn-2", definition));
   t.is(portTaken.code, grpc.status.ALREADY_EXISTS);

@@ -24,6 +24,7 @@ test("defaults", (t) => {
     stateDir: "/var/lib/rik-network",
     resyncIntervalMs: 30_000,
     spareTaps: 4,
+    maxPortsPerInstance: 64,
     iptablesBackend: "auto",
     iptables: autoIptables,
     egressDeny: ["169.254.0.0/16"],
@@ -50,6 +51,7 @@ const env = {
   RIK_NETWORK_RESERVED_PORTS: "2379, 10250",
   RIK_NETWORK_SPARE_TAPS: "0",
   RIK_NETWORK_EGRESS_DENY: "169.254.0.0/16, 100.64.0.0/10",
+  RIK_NETWORK_MAX_PORTS_PER_INSTANCE: "8",
 };
 
 test("reads every setting from the environment", (t) => {
@@ -72,6 +74,7 @@ test("reads every setting from the environment", (t) => {
     stateDir: "/srv/env-state",
     resyncIntervalMs: 0,
     spareTaps: 0,
+    maxPortsPerInstance: 8,
     iptablesBackend: "legacy",
     iptables: {
       restoreCommand: "iptables-legacy-restore",
@@ -121,6 +124,8 @@ test("flags override the environment", (t) => {
     "16",
     "--egress-deny",
     "none",
+    "--max-ports-per-instance",
+    "128",
   ];
   t.deepEqual(loadConfig(argv, env), {
     socketPath: "/tmp/flag.sock",
@@ -140,6 +145,7 @@ test("flags override the environment", (t) => {
     stateDir: "/srv/flag-state",
     resyncIntervalMs: 2500,
     spareTaps: 16,
+    maxPortsPerInstance: 128,
     iptablesBackend: "nft",
     iptables: {
       restoreCommand: "iptables-nft-restore",
@@ -235,6 +241,17 @@ for (const [what, argv, environment, message] of [
     t.regex(t.throws(() => loadConfig(argv, environment), { instanceOf: ConfigError })?.message ?? "", message);
   });
 }
+
+test("exposure entries per instance: 64 by default, 0 to 65535", (t) => {
+  t.is(loadConfig([], {}).maxPortsPerInstance, 64);
+  t.is(loadConfig(["--max-ports-per-instance", "0"], {}).maxPortsPerInstance, 0);
+  t.is(loadConfig(["--max-ports-per-instance", "65535"], {}).maxPortsPerInstance, 65535);
+  t.is(loadConfig([], { RIK_NETWORK_MAX_PORTS_PER_INSTANCE: "1" }).maxPortsPerInstance, 1);
+  for (const value of ["65536", "-1", "1.5", "64 ", "lots", "0x40"]) {
+    const error = t.throws(() => loadConfig([`--max-ports-per-instance=${value}`], {}), { instanceOf: ConfigError });
+    t.regex(error.message, /--max-ports-per-instance \/ RIK_NETWORK_MAX_PORTS_PER_INSTANCE.*expected an integer between 0 and 65535/, value);
+  }
+});
 
 test("the metrics endpoint can be turned off or moved", (t) => {
   t.false("metricsListen" in loadConfig(["--metrics-listen", "off"], {}));

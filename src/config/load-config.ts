@@ -8,6 +8,7 @@ import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/port-polic
 import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/spare-taps.js";
 import { DEFAULT_EGRESS_DENY } from "../network/iptables-rules.js";
 import { MAX_ID } from "../network/tun-ioctl.mjs";
+import { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "../network/exposure-limit.js";
 
 /** Where a TCP listener or the metrics endpoint binds. */
 export interface HostPort {
@@ -61,6 +62,8 @@ export interface Config {
   readonly tapOwner?: number;
   /** TUNSETGROUP of every TAP: a gid whose members may attach to the TAPs; root only when absent. */
   readonly tapGroup?: number;
+  /** Exposure entries one instance may have. */
+  readonly maxPortsPerInstance: number;
   readonly iptablesBackend: IptablesBackend;
   /** The binaries matching `iptablesBackend`. */
   readonly iptables: IptablesCommands;
@@ -204,6 +207,12 @@ const options = {
     value: "GID",
     help: "numeric group id whose members may attach to every TAP without CAP_NET_ADMIN; with --tap-owner, a VMM must be both (default: root only)",
   },
+  maxPortsPerInstance: {
+    flag: "max-ports-per-instance",
+    env: "RIK_NETWORK_MAX_PORTS_PER_INSTANCE",
+    value: "N",
+    help: `exposure entries one instance may have, 0 to ${MAX_PORTS_PER_INSTANCE_LIMIT} (default ${DEFAULT_MAX_PORTS_PER_INSTANCE})`,
+  },
   iptablesBackend: {
     flag: "iptables-backend",
     env: "RIK_NETWORK_IPTABLES_BACKEND",
@@ -309,6 +318,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     spareTaps: spareTaps(given(options.spareTaps)),
     ...(tapOwner === undefined ? {} : { tapOwner }),
     ...(tapGroup === undefined ? {} : { tapGroup }),
+    maxPortsPerInstance: maxPortsPerInstance(given(options.maxPortsPerInstance)),
     iptablesBackend,
     iptables: iptablesCommands[iptablesBackend],
     egressDeny: egressDeny(given(options.egressDeny), instancePool),
@@ -526,6 +536,13 @@ function numericId(given: Given | undefined, kind: "user" | "group"): number | u
   if (given === undefined) return undefined;
   const value = /^\d{1,10}$/.test(given.value) ? Number(given.value) : NaN;
   if (!(value <= MAX_ID)) throw invalid(given, `expected a numeric ${kind} id from 0 to ${MAX_ID}, e.g. 65534`);
+  return value;
+}
+
+function maxPortsPerInstance(given: Given | undefined): number {
+  if (given === undefined) return DEFAULT_MAX_PORTS_PER_INSTANCE;
+  const value = /^\d{1,5}$/.test(given.value) ? Number(given.value) : NaN;
+  if (!(value <= MAX_PORTS_PER_INSTANCE_LIMIT)) throw invalid(given, `expected an integer between 0 and ${MAX_PORTS_PER_INSTANCE_LIMIT}`);
   return value;
 }
 

@@ -1,17 +1,18 @@
 /**
- * Test-only crash injection. With RIK_NETWORK_TEST_KILL_AT_STEP=N in the environment the
- * process SIGKILLs itself at the Nth fault point it passes, so that tests can prove that a
- * crash between any two steps of CREATE or DESTROY is recovered from. Without it, a fault
- * point only counts.
+ * Named points between the steps of CREATE and DESTROY, where a test may crash the process
+ * to prove that a crash between any two steps is recovered from. Production code installs
+ * no hook, so a fault point does nothing; a test installs one before the service starts
+ * (test/helpers/kill-at-step.ts, preloaded with `node --import`).
  */
-const killAt = Number(process.env["RIK_NETWORK_TEST_KILL_AT_STEP"] ?? 0);
-let passed = 0;
+export type FaultHook = (step: string) => void;
 
-export function faultPoint(_step: string): void {
-  passed++;
-  if (killAt > 0 && passed === killAt) {
-    process.kill(process.pid, "SIGKILL");
-    // SIGKILL to oneself lands before the next instruction in practice; never run past it.
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-  }
+let hook: FaultHook | undefined;
+
+/** Installs the function called at every fault point, with its step name; undefined removes it. */
+export function setFaultHook(next: FaultHook | undefined): void {
+  hook = next;
+}
+
+export function faultPoint(step: string): void {
+  hook?.(step);
 }

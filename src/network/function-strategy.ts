@@ -5,6 +5,7 @@ import type { FunctionNetwork, InstanceNetwork, PortMapping } from "./instance-n
 import { guestMacFor, tapNameFor } from "./instance-naming.js";
 import type { Iptables } from "./iptables.js";
 import type { Conntrack } from "./conntrack.js";
+import { checkExposureCount, DEFAULT_MAX_PORTS_PER_INSTANCE } from "./exposure-limit.js";
 import { hostListeners, shadowedListener } from "./host-listeners.js";
 import {
   instanceRules,
@@ -24,6 +25,7 @@ import { findPoolConflicts } from "./pool-conflicts.js";
 import type { PortPolicy } from "./port-policy.js";
 import { planActions, planReconcile, type DesiredTap } from "./reconcile-plan.js";
 import { RestoreBatcher } from "./restore-batcher.js";
+import { rollBack } from "./rollback.js";
 import type { AddressInfo, Ipv6LinkConf, LinkInfo, Rtnetlink } from "./rtnetlink.js";
 import type { SockDiag } from "./sock-diag.js";
 import { sysctlSet } from "./sysctl.js";
@@ -52,6 +54,8 @@ export interface FunctionStrategyOptions {
   readonly sockDiag: SockDiag;
   readonly conntrack: Conntrack;
   readonly logger: Logger;
+  /** Exposure entries one instance may have. Default DEFAULT_MAX_PORTS_PER_INSTANCE. */
+  readonly maxPortsPerInstance?: number;
 }
 
 /** Used when the node has no default route to take the MTU from. */
@@ -195,12 +199,13 @@ export class FunctionStrategy implements WorkloadStrategy {
   }
 
   /**
-   * Refuses what the port policy forbids, a hostIP that is not the node's, and a host port
+   * Refuses more ports than the node allows an instance, what the port policy forbids, a hostIP that is not the node's, and a host port
    * that a socket on the node receives on (the DNAT would silently take its traffic); then
    * what `claim` refuses.
    */
   async admit(instanceId: string, definition: WorkloadDefinition): Promise<void> {
     const ports = portsOf(definition);
+    checkExposureCount(ports.length, this.options.maxPortsPerInstance ?? DEFAULT_MAX_PORTS_PER_INSTANCE);
     for (const port of ports) this.options.portPolicy.check(port);
     this.claim(instanceId, ports);
     const bound = ports.filter((port) => port.hostIp !== undefined);
@@ -286,6 +291,14 @@ export class FunctionStrategy implements WorkloadStrategy {
     return network;
   }
 
+  /** Ports compared as a set of (protocol, host IP, host port, guest port): their order in the definition does not matter. */
+  differenceFrom(network: InstanceNetwork, definition: WorkloadDefinition): string | undefined {
+    const key = (port: PortMapping) => `${port.protocol} ${port.hostIp ?? "*"} ${port.hostPort} ${port.guestPort}`;
+    const has = functionOf(network).ports.map(key).sort();
+    const wanted = portsOf(definition).map(key).sort();
+    return has.length === wanted.length && has.every((port, at) => port === wanted[at]) ? undefined : "another exposure";
+  }
+
   restore(network: InstanceNetwork): void {
     this.pool.reserve(this.slotOf(functionOf(network).hostIp), network.instanceId);
     this.reserve(network);
@@ -302,10 +315,12 @@ export class FunctionStrategy implements WorkloadStrategy {
       await this.flushUdpFlows(network);
       return;
     }
-    // Undo whatever was added: all of the rules, or the part (table) of them a failed restore committed.
-    await this.rules.submit({ delete: this.rulesOf(network) });
-    await this.deleteTap(fn.tapName);
-    throw tap.status === "rejected" ? tap.reason : (added as PromiseRejectedResult).reason;
+    // Undo whatever was added: all of the rules, or the part (table) of them a failed restore
+    // committed, and the TAP, whatever it got to. The caller sees what failed first.
+    return rollBack(tap.status === "rejected" ? tap.reason : (added as PromiseRejectedResult).reason, [
+      { name: "delete the rules", run: () => this.rules.submit({ delete: this.rulesOf(network) }) },
+      { name: `delete TAP ${fn.tapName}`, run: () => this.deleteTap(fn.tapName) },
+    ], { logger: this.options.logger, instanceId: network.instanceId });
   }
 
   /**

@@ -26,6 +26,7 @@ export { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS, type PortPolicyOptions } fro
 
 export { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "./spare-taps.js";
 export { DEFAULT_EGRESS_DENY } from "./iptables-rules.js";
+export { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "./exposure-limit.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/rik-network";
 
@@ -54,6 +55,8 @@ export interface NetworkPlaneOptions {
   /** TUNSETOWNER and TUNSETGROUP of every TAP, for VMMs without CAP_NET_ADMIN (TapCreatorOptions). Default: root only. */
   readonly tapOwner?: number;
   readonly tapGroup?: number;
+  /** Exposure entries one instance may have. Default DEFAULT_MAX_PORTS_PER_INSTANCE. */
+  readonly maxPortsPerInstance?: number;
 }
 
 /**
@@ -97,6 +100,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     sockDiag,
     conntrack: new Conntrack(launcher),
     logger,
+    ...(options.maxPortsPerInstance === undefined ? {} : { maxPortsPerInstance: options.maxPortsPerInstance }),
   });
   const registry = new StrategyRegistry({
     Function: functions,

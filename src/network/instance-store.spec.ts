@@ -1,12 +1,14 @@
 import test from "ava";
+import type fs from "node:fs";
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { enospc, patchFs } from "../../test/helpers/fs-faults.js";
 import { InstanceStore, type InstanceRecord } from "./instance-store.js";
 import { NetworkError } from "./network-error.js";
 
 function record(instanceId: string, status: InstanceRecord["status"] = "running"): InstanceRecord {
-  return { instanceId, kind: "Function", digest: "d1", status, network: { instanceId, kind: "Function", status } };
+  return { instanceId, kind: "Function", status, network: { instanceId, kind: "Function", status } };
 }
 
 function tempStore(t: { teardown(fn: () => void): void }) {
@@ -114,4 +116,103 @@ test("an unusable state directory is a clear error", (t) => {
   writeFileSync(join(dir, "file"), "");
   const error = t.throws(() => InstanceStore.open(join(dir, "file")), { instanceOf: NetworkError });
   t.regex(error.message, /cannot use state directory .*file.*check --state-dir/);
+});
+
+test("a journal written by an older version, with a digest in each record, loads", (t) => {
+  const { dir, store } = tempStore(t);
+  t.teardown(() => store.close());
+  const old = { ...record("a"), digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" };
+  writeFileSync(join(dir, "instances.journal"), `${JSON.stringify({ format: 1, put: old })}\n`);
+  t.like(store.load()[0], record("a"));
+});
+
+test("a compaction file left by a crash is never read, and is removed at start", async (t) => {
+  const { dir, store } = tempStore(t);
+  await store.put(record("a"));
+  store.close();
+  // Whole lines of a record that the journal does not hold, then one cut short.
+  writeFileSync(join(dir, "instances.journal.tmp"), `${JSON.stringify({ format: 1, put: record("ghost") })}\n{"format":1,"put":{"inst`);
+  const reopened = InstanceStore.open(dir);
+  t.teardown(() => reopened.close());
+  t.deepEqual(reopened.load(), [record("a")]);
+  t.false(existsSync(join(dir, "instances.journal.tmp")));
+});
+
+test.serial("a compaction that fails removes its half-written file and leaves the journal as it was", async (t) => {
+  const { dir, store } = tempStore(t);
+  t.teardown(() => store.close());
+  await store.put(record("a", "creating"), "crash-safe");
+  await store.put(record("a"));
+  const before = readFileSync(store.path, "utf8");
+  patchFs(t, "fsyncSync", () => () => {
+    throw enospc("fsync");
+  });
+  // Two lines for one record: load compacts.
+  t.throws(() => store.load(), { message: /ENOSPC/ });
+  t.false(existsSync(join(dir, "instances.journal.tmp")), "no half-written compaction left behind");
+  t.is(readFileSync(store.path, "utf8"), before);
+});
+
+test.serial("a put the state directory cannot take is UNAVAILABLE, names the directory, and changes nothing", async (t) => {
+  const { dir, store } = tempStore(t);
+  t.teardown(() => store.close());
+  await store.put(record("a"));
+  const before = readFileSync(store.path, "utf8");
+  let full = true;
+  patchFs(t, "writeSync", (original) => ((...args: Parameters<typeof original>) => {
+    if (full) throw enospc("write");
+    return original(...args);
+  }) as typeof original);
+  const error = await t.throwsAsync(store.put(record("a", "destroying"), "crash-safe"), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.true(error.message.includes(`state directory ${dir}`), error.message);
+  t.regex(error.message, /instance "a" \(destroying\).*ENOSPC.*free space on it, then retry/);
+  t.is(readFileSync(store.path, "utf8"), before);
+  full = false;
+  await store.put(record("b"));
+  t.deepEqual(store.load(), [record("a"), record("b")], "the record put before the failure is still the live one");
+});
+
+test.serial("a write cut short (a short write(2)) is cut back out of the journal and reported as a full disk", async (t) => {
+  const { store } = tempStore(t);
+  t.teardown(() => store.close());
+  await store.put(record("a"));
+  const before = readFileSync(store.path, "utf8");
+  patchFs(t, "writeSync", (original) => ((fd: number, buffer: Buffer) => original(fd, buffer.subarray(0, 10))) as typeof original);
+  const error = await t.throwsAsync(store.put(record("b")), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.regex(error.message, /short write.*free space on it/);
+  t.is(readFileSync(store.path, "utf8"), before, "no partial line left");
+});
+
+test.serial("a remove that cannot be written forgets the record anyway: the next compaction drops it", async (t) => {
+  const { dir, store } = tempStore(t);
+  await store.put(record("a"));
+  await store.put(record("b"));
+  let full = true;
+  patchFs(t, "writeSync", (original) => ((...args: Parameters<typeof original>) => {
+    if (full) throw enospc("write");
+    return original(...args);
+  }) as typeof original);
+  const error = await t.throwsAsync(store.remove("a"), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.regex(error.message, /the removal of instance "a"/);
+  await t.notThrowsAsync(store.remove("a"), "already forgotten");
+  full = false;
+  // The next durable write compacts: the journal's stale line of "a" goes.
+  await store.put(record("c"));
+  t.deepEqual(journalLines(store).map((line) => JSON.parse(line).put.instanceId), ["b", "c"]);
+  store.close();
+  const reopened = InstanceStore.open(dir);
+  t.teardown(() => reopened.close());
+  t.deepEqual(reopened.load().map((r) => r.instanceId), ["b", "c"]);
+});
+
+test.serial("a failed fdatasync fails the durable put as UNAVAILABLE", async (t) => {
+  const { store } = tempStore(t);
+  t.teardown(() => store.close());
+  patchFs(t, "fdatasync", () => ((_fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => callback(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }))) as typeof fs.fdatasync);
+  const error = await t.throwsAsync(store.put(record("a")), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.regex(error.message, /EIO.*check that file system/);
 });

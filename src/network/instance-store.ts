@@ -28,8 +28,12 @@ import { NetworkError } from "./network-error.js";
 export interface InstanceRecord {
   readonly instanceId: string;
   readonly kind: string;
-  /** Digest of the parsed definition: a repeated CREATE with the same one is a no-op. */
-  readonly digest: string;
+  /**
+   * A digest of the whole definition, written by versions that compared it on a repeated
+   * CREATE. Ignored: what makes a CREATE the same instance is its network, which `network`
+   * holds (WorkloadStrategy.differenceFrom).
+   */
+  readonly digest?: string;
   readonly status: "creating" | "running" | "destroying";
   /** Allocation, TAP, MAC and ports, exactly as returned to the caller. */
   readonly network: InstanceNetwork;
@@ -47,6 +51,17 @@ type JournalLine = { readonly format: number; readonly put: InstanceRecord } | {
 
 function unusable(stateDir: string, error: unknown): NetworkError {
   return new NetworkError("unavailable", `cannot use state directory ${stateDir}: ${(error as Error).message}; check --state-dir`, { cause: error });
+}
+
+/** A write that did not reach the journal: nothing was changed, so the caller may retry once the cause is fixed. */
+function unwritable(stateDir: string, what: string, error: unknown): NetworkError {
+  const full = (error as NodeJS.ErrnoException).code === "ENOSPC" || (error as NodeJS.ErrnoException).code === "EDQUOT";
+  return new NetworkError(
+    "unavailable",
+    `cannot record ${what} in state directory ${stateDir} (--state-dir): ${(error as Error).message}; ` +
+      (full ? "free space on it, then retry" : "check that file system (free space, errors in the kernel log), then retry"),
+    { cause: error },
+  );
 }
 
 /**
@@ -77,6 +92,8 @@ export class InstanceStore {
   private readonly live = new Map<string, string>();
   /** Concurrent durable writes share one fdatasync (and compaction runs between them). */
   private readonly sync: CoalescingQueue<void>;
+  /** A remove could not be written: the journal still holds a record that is gone, until the next compaction. */
+  private stale = false;
 
   private constructor(stateDir: string, directoryFd: number) {
     this.stateDir = stateDir;
@@ -88,7 +105,7 @@ export class InstanceStore {
     this.sync = new CoalescingQueue(async () => {
       const fd = this.fd;
       await new Promise<void>((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
-      if (this.lines < COMPACT_MIN_LINES || this.lines < 4 * this.live.size) return;
+      if (!this.stale && (this.lines < COMPACT_MIN_LINES || this.lines < 4 * this.live.size)) return;
       try {
         this.compact();
       } catch {
@@ -114,6 +131,8 @@ export class InstanceStore {
    * files, then written back compacted (and the old files removed) when that saves lines.
    */
   load(): InstanceRecord[] {
+    // What a compaction cut short left: never read, as the rename over the journal is what commits one.
+    rmSync(this.temporaryPath, { force: true });
     const records = new Map<string, InstanceRecord>();
     const legacy = join(this.stateDir, LEGACY_DIRECTORY);
     const migrating = existsSync(legacy);
@@ -141,17 +160,44 @@ export class InstanceStore {
    * threads costs more and would queue behind the fdatasyncs.
    */
   async put(record: InstanceRecord, durability: "durable" | "crash-safe" = "durable"): Promise<void> {
+    const what = `instance "${record.instanceId}" (${record.status})`;
     const line = lineOf({ format: FORMAT, put: record });
-    this.append(line);
+    try {
+      this.append(line);
+    } catch (error) {
+      throw unwritable(this.stateDir, what, error);
+    }
     this.live.set(record.instanceId, line);
-    if (durability === "durable") await this.sync.submit();
+    if (durability === "durable") await this.synced(what);
   }
 
+  /**
+   * Forgets the record, then appends its removal. The record leaves the live set first, so
+   * that when the line cannot be written, no compaction writes the record back: the next
+   * one (forced by the next durable write) drops the journal's stale line of it.
+   */
   async remove(instanceId: string): Promise<void> {
-    if (!this.live.has(instanceId)) return;
-    this.append(lineOf({ format: FORMAT, remove: instanceId }));
-    this.live.delete(instanceId);
-    await this.sync.submit();
+    if (!this.live.delete(instanceId)) return;
+    const what = `the removal of instance "${instanceId}"`;
+    try {
+      this.append(lineOf({ format: FORMAT, remove: instanceId }));
+    } catch (error) {
+      this.stale = true;
+      throw unwritable(this.stateDir, what, error);
+    }
+    await this.synced(what);
+  }
+
+  private async synced(what: string): Promise<void> {
+    try {
+      await this.sync.submit();
+    } catch (error) {
+      throw unwritable(this.stateDir, what, error);
+    }
+  }
+
+  private get temporaryPath(): string {
+    return `${this.path}.tmp`;
   }
 
   close(): void {
@@ -164,7 +210,10 @@ export class InstanceStore {
     const bytes = Buffer.from(line);
     try {
       const written = writeSync(this.fd, bytes);
-      if (written !== bytes.length) throw new Error(`short write to ${this.path} (${written} of ${bytes.length} bytes)`);
+      if (written !== bytes.length) {
+        // What write(2) does when the file system fills up in the middle of a line.
+        throw Object.assign(new Error(`short write to ${this.path} (${written} of ${bytes.length} bytes): no space left on device`), { code: "ENOSPC" });
+      }
     } catch (error) {
       try {
         ftruncateSync(this.fd, this.size);
@@ -183,22 +232,26 @@ export class InstanceStore {
    * in the old journal after the copy; it runs at load and once every 3 writes per record.
    */
   private compact(): void {
-    const temporary = `${this.path}.tmp`;
+    const temporary = this.temporaryPath;
     const text = [...this.live.values()].join("");
-    const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    let next: number | undefined;
     try {
-      writeFileSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    const next = openSync(temporary, constants.O_WRONLY | constants.O_APPEND);
-    try {
+      const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+      try {
+        writeFileSync(fd, text);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      next = openSync(temporary, constants.O_WRONLY | constants.O_APPEND);
       renameSync(temporary, this.path);
     } catch (error) {
-      closeSync(next);
+      if (next !== undefined) closeSync(next);
+      // Half written, it must not take space (the disk may be what is full) nor be mistaken for a journal.
+      rmSync(temporary, { force: true });
       throw error;
     }
+    this.stale = false;
     // From the rename on, appends must go to the new journal, whatever fails next.
     closeSync(this.fd);
     this.fd = next;

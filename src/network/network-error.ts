@@ -5,7 +5,7 @@
 export type NetworkErrorCode =
   /** The request itself is wrong; nothing was changed on the host. */
   | "invalid-argument"
-  /** The instance (or a kernel object) does not exist. */
+  /** The instance does not exist. (A kernel object that does not: a KernelError, see isKernelNotFound.) */
   | "not-found"
   /** Something else already holds what the request asked for. */
   | "already-exists"

@@ -1,16 +1,31 @@
 import test from "ava";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import winston from "winston";
+import { enospc, patchFs } from "../../test/helpers/fs-faults.js";
 import type { InstanceNetwork } from "./instance-network.js";
 import { InstanceStore } from "./instance-store.js";
 import { NetworkError, type NetworkErrorCode } from "./network-error.js";
 import { NetworkManager } from "./network-manager.js";
+import { rollbackFailuresOf } from "./rollback.js";
 import { StrategyRegistry } from "./strategy-registry.js";
+import type { WorkloadDefinition } from "./workload-definition.js";
 import type { WorkloadStrategy } from "./workload-strategy.js";
 
 const logger = winston.createLogger({ silent: true });
+
+/** A logger whose lines the test reads. */
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const capturing = winston.createLogger({
+    level: "debug",
+    transports: [new winston.transports.Stream({ stream: new Writable({ write: (chunk, _encoding, done) => done(void lines.push(JSON.parse(String(chunk)))) }) })],
+    format: winston.format.json(),
+  });
+  return { logger: capturing, lines };
+}
 
 /** Records the calls the manager makes; the kernel side is covered by the integration tests. */
 class RecordingStrategy implements WorkloadStrategy {
@@ -24,9 +39,15 @@ class RecordingStrategy implements WorkloadStrategy {
   async admit(instanceId: string, definition: { name: string }) {
     if (definition.name === "conflicting") throw new NetworkError("already-exists", `conflict for ${instanceId}`);
   }
-  prepare(instanceId: string): InstanceNetwork {
+  /** The exposure each instance was prepared with: what its network depends on. */
+  readonly exposures = new Map<string, string>();
+  prepare(instanceId: string, definition: WorkloadDefinition): InstanceNetwork {
     this.reserved.add(instanceId);
+    this.exposures.set(instanceId, JSON.stringify(definition.spec.function?.exposure));
     return { instanceId, kind: "Function", status: "creating" };
+  }
+  differenceFrom(network: InstanceNetwork, definition: WorkloadDefinition): string | undefined {
+    return this.exposures.get(network.instanceId) === JSON.stringify(definition.spec.function?.exposure) ? undefined : "another exposure";
   }
   restore(network: InstanceNetwork) {
     this.reserved.add(network.instanceId);
@@ -48,16 +69,17 @@ class RecordingStrategy implements WorkloadStrategy {
   };
 }
 
-function definition(name = "f", port = 8080): string {
+function definition(name = "f", port = 8080, more: { rootfs?: string; replicas?: number } = {}): string {
   return JSON.stringify({
     apiVersion: "v0",
     kind: "Function",
     name,
-    spec: { function: { execution: { rootfs: "r" }, exposure: { port, targetPort: 80, type: "NodePort" } } },
+    ...(more.replicas === undefined ? {} : { replicas: more.replicas }),
+    spec: { function: { execution: { rootfs: more.rootfs ?? "r" }, exposure: { port, targetPort: 80, type: "NodePort" } } },
   });
 }
 
-async function setup(t: { teardown(fn: () => void): void }, stateDir?: string) {
+async function setup(t: { teardown(fn: () => void): void }, stateDir?: string, options: { logger?: winston.Logger } = {}) {
   const dir = stateDir ?? mkdtempSync(join(tmpdir(), "rik-manager-"));
   if (stateDir === undefined) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const strategy = new RecordingStrategy();
@@ -65,7 +87,7 @@ async function setup(t: { teardown(fn: () => void): void }, stateDir?: string) {
   const manager = new NetworkManager({
     registry: new StrategyRegistry({ Function: strategy, Pod: { unimplemented: "no pods" } }),
     store,
-    logger,
+    logger: options.logger ?? logger,
   });
   await manager.start();
   const events: InstanceNetwork[] = [];
@@ -90,6 +112,17 @@ test("CREATE is idempotent for the same definition and refused for another", asy
   t.deepEqual(await create(manager, "a"), first);
   const error = await t.throwsAsync(create(manager, "a", definition("f", 9090)), { instanceOf: NetworkError });
   t.is(error.code, "failed-precondition");
+  t.deepEqual(strategy.calls, ["setup", "realize a"]);
+});
+
+test("a repeated CREATE whose network would be the same is the same instance, whatever else changed", async (t) => {
+  const { strategy, manager } = await setup(t);
+  const first = await create(manager, "a");
+  t.deepEqual(await create(manager, "a", definition("f", 8080, { rootfs: "https://example.org/other.ext4" })), first);
+  t.deepEqual(await create(manager, "a", definition("renamed", 8080, { replicas: 3 })), first);
+  const error = await t.throwsAsync(create(manager, "a", definition("f", 9090, { rootfs: "https://example.org/other.ext4" })), { instanceOf: NetworkError });
+  t.is(error.code, "failed-precondition");
+  t.regex(error.message, /instance "a" already exists with another exposure.*DESTROY it first/);
   t.deepEqual(strategy.calls, ["setup", "realize a"]);
 });
 
@@ -130,6 +163,7 @@ test("get, list and the change events follow the lifecycle", async (t) => {
   t.is(manager.list().length, 1);
   await destroy(manager, "a");
   t.is(t.throws(() => manager.get("a"), { instanceOf: NetworkError }).code, "not-found");
+  t.is(t.throws(() => manager.get(`x\n${"y".repeat(10_000)}`))?.message, `no instance "x\\u000a${"y".repeat(38)}"… (10002 characters) on this node; List shows the instances it has`, "a hostile id is not echoed raw");
   t.deepEqual(events.map((e) => e.status), ["creating", "running", "destroying", "terminated"]);
 });
 
@@ -194,4 +228,141 @@ test("after close, new operations are refused as UNAVAILABLE", async (t) => {
   await manager.close();
   const error = await t.throwsAsync(create(manager, "a"), { instanceOf: NetworkError });
   t.is(error.code, "unavailable");
+});
+
+/** Makes every write(2) fail as a full disk does, while `full()` holds. */
+function diskFull(t: { teardown(fn: () => void): void }, full: () => boolean) {
+  patchFs(t, "writeSync", (original) => ((...args: Parameters<typeof original>) => {
+    if (full()) throw enospc("write");
+    return original(...args);
+  }) as typeof original);
+}
+
+/**
+ * The disk fills up with the "running" line: the intent fits (e.g. in the journal's last
+ * page), the "running" line does not, nor the removal after it. Returns what frees it.
+ */
+function diskFullFromRunningRecord(t: { teardown(fn: () => void): void }, store: InstanceStore): () => void {
+  let full = false;
+  diskFull(t, () => full);
+  const put = store.put.bind(store);
+  store.put = async (record, durability) => {
+    if (record.status === "running") full = true;
+    return put(record, durability);
+  };
+  return () => {
+    full = false;
+    store.put = put;
+  };
+}
+
+test.serial("a CREATE the state directory cannot record is UNAVAILABLE naming it, touches nothing, and works once there is space", async (t) => {
+  const { dir, strategy, manager, store } = await setup(t);
+  let full = true;
+  diskFull(t, () => full);
+  const error = await t.throwsAsync(create(manager, "a"), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.true(error.message.includes(`state directory ${dir}`), error.message);
+  t.regex(error.message, /free space on it/);
+  t.deepEqual(strategy.calls, ["setup"], "the kernel was not touched");
+  t.deepEqual(manager.list(), []);
+  t.deepEqual([...strategy.reserved], []);
+  full = false;
+  t.is((await create(manager, "a")).status, "running");
+  t.like(store.load()[0], { instanceId: "a", status: "running" });
+});
+
+test.serial("a CREATE whose running record and rollback record both fail: the first error, nothing left, and the next CREATE works", async (t) => {
+  const { dir, strategy, manager, store } = await setup(t);
+  const free = diskFullFromRunningRecord(t, store);
+  const error = await t.throwsAsync(create(manager, "a"), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.regex(error.message, /cannot record instance "a" \(running\) in state directory/, "the error is the running record's, not the rollback's");
+  t.deepEqual(strategy.calls, ["setup", "realize a", "teardown a"]);
+  t.deepEqual(manager.list(), [], "not stuck in creating");
+  t.deepEqual([...strategy.reserved], []);
+  free();
+  t.is((await create(manager, "a")).status, "running", "not refused as being destroyed");
+  await manager.close();
+  store.close();
+  const restarted = await setup(t, dir);
+  t.deepEqual(restarted.manager.list().map((n) => n.instanceId), ["a"]);
+});
+
+test.serial("a stale creating line that a failed rollback left is undone at the next start", async (t) => {
+  const { dir, manager, store } = await setup(t);
+  const free = diskFullFromRunningRecord(t, store);
+  await t.throwsAsync(create(manager, "a"), { instanceOf: NetworkError });
+  free();
+  await manager.close();
+  store.close();
+  t.regex(readFileSync(join(dir, "instances.journal"), "utf8"), /"status":"creating"/, "the journal still says creating");
+  const restarted = await setup(t, dir);
+  t.deepEqual(restarted.strategy.reconciledWith, [[]], "nothing of it is desired in the kernel");
+  t.deepEqual(restarted.manager.list(), []);
+  t.deepEqual(restarted.store.load(), []);
+  t.deepEqual([...restarted.strategy.reserved], []);
+});
+
+test.serial("a DESTROY the state directory cannot record is UNAVAILABLE and leaves the instance running, untouched", async (t) => {
+  const { dir, strategy, manager, store } = await setup(t);
+  const network = await create(manager, "a");
+  let full = true;
+  diskFull(t, () => full);
+  const error = await t.throwsAsync(destroy(manager, "a"), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.true(error.message.includes(`state directory ${dir}`), error.message);
+  t.deepEqual(manager.get("a"), network);
+  t.deepEqual(strategy.calls, ["setup", "realize a"], "no teardown");
+  t.true(strategy.reserved.has("a"));
+  full = false;
+  t.is((await destroy(manager, "a")).status, "terminated");
+  t.deepEqual(store.load(), []);
+});
+
+test.serial("a DESTROY whose record removal fails succeeds, logs it, and the next start finishes it", async (t) => {
+  const { logger: capturing, lines } = capturingLogger();
+  const { dir, strategy, manager, store } = await setup(t, undefined, { logger: capturing });
+  await create(manager, "a");
+  const put = store.put.bind(store);
+  let full = false;
+  diskFull(t, () => full);
+  store.put = async (record, durability) => {
+    await put(record, durability);
+    if (record.status === "destroying") full = true;
+  };
+  t.is((await destroy(manager, "a")).status, "terminated");
+  t.deepEqual(strategy.calls, ["setup", "realize a", "teardown a"]);
+  t.deepEqual(manager.list(), []);
+  t.false(strategy.reserved.has("a"));
+  t.truthy(lines.find((line) => line["level"] === "warn" && line["instance_id"] === "a" && /could not be removed from the journal/.test(String(line["message"]))));
+  full = false;
+  await manager.close();
+  store.close();
+  const restarted = await setup(t, dir);
+  t.deepEqual(restarted.manager.list(), []);
+  t.deepEqual(restarted.store.load(), []);
+});
+
+test("a CREATE whose rollback cannot tear the network down: the first error, and the instance kept with its allocation until a DESTROY", async (t) => {
+  const { dir, strategy, manager, store, events } = await setup(t);
+  const put = store.put.bind(store);
+  store.put = async (record, durability) => {
+    if (record.status === "running") throw new NetworkError("unavailable", "disk full");
+    return put(record, durability);
+  };
+  strategy.failTeardown = true;
+  const error = await t.throwsAsync(create(manager, "a"), { message: "disk full" });
+  t.deepEqual(rollbackFailuresOf(error).map((failure) => failure.step), ["tear the network down"]);
+  t.is(manager.get("a").status, "failed");
+  t.true(strategy.reserved.has("a"), "its /30 is not handed to another instance while its TAP may still hold it");
+  t.deepEqual(events.map((e) => e.status), ["creating", "failed"]);
+  t.is((await t.throwsAsync(create(manager, "a"), { instanceOf: NetworkError })).code, "failed-precondition");
+  store.put = put;
+  strategy.failTeardown = false;
+  t.is((await destroy(manager, "a")).status, "terminated");
+  t.false(strategy.reserved.has("a"));
+  const reopened = InstanceStore.open(dir);
+  t.teardown(() => reopened.close());
+  t.deepEqual(reopened.load(), []);
 });

@@ -1,16 +1,17 @@
-import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Logger } from "../logger.js";
 import { faultPoint } from "./fault-point.js";
 import type { ApplyRequest, InstanceNetwork, InstanceStatus } from "./instance-network.js";
-import { validateInstanceId } from "./instance-id.js";
+import { quotedInstanceId, validateInstanceId } from "./instance-id.js";
 import type { InstanceRecord, InstanceStore } from "./instance-store.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { NetworkError } from "./network-error.js";
 import type { NetworkObserver } from "./network-observer.js";
 import { OperationGate } from "./operation-gate.js";
 import type { StrategyRegistry } from "./strategy-registry.js";
-import { parseWorkloadDefinition, type WorkloadDefinition } from "./workload-definition.js";
+import { rollBack, rollbackFailuresOf, type UndoStep } from "./rollback.js";
+import { parseWorkloadDefinition } from "./workload-definition.js";
+import type { WorkloadStrategy } from "./workload-strategy.js";
 
 export interface NetworkManagerOptions {
   readonly registry: StrategyRegistry;
@@ -19,10 +20,6 @@ export interface NetworkManagerOptions {
   readonly observer?: NetworkObserver;
   /** Period of the drift-repairing resync; 0 or undefined turns it off. */
   readonly resyncIntervalMs?: number;
-}
-
-function digestOf(definition: WorkloadDefinition): string {
-  return createHash("sha256").update(JSON.stringify(definition)).digest("hex");
 }
 
 function withStatus(record: InstanceRecord, status: InstanceRecord["status"], networkStatus: InstanceStatus = status): InstanceRecord {
@@ -74,52 +71,48 @@ export class NetworkManager {
     if (request.action === "destroy") return this.gate.shared(() => this.locks.run(instanceId, () => this.destroy(instanceId)));
     const definition = parseWorkloadDefinition(request.definition);
     const strategy = this.options.registry.resolve(definition.kind);
-    const digest = digestOf(definition);
     return this.gate.shared(() =>
       this.locks.run(instanceId, async () => {
         const existing = this.records.get(instanceId);
-        if (existing?.status === "running" && existing.digest === digest) return existing.network;
         if (existing !== undefined) {
+          if (existing.status !== "running") {
+            throw new NetworkError(
+              "failed-precondition",
+              `instance "${instanceId}" is left from an operation whose teardown failed; DESTROY it again, then CREATE it`,
+            );
+          }
+          // The same instance if it gets the same network: whatever else changed (rootfs, replicas...) is the VMM's.
+          const difference = existing.kind === definition.kind ? strategy.differenceFrom(existing.network, definition) : `kind ${existing.kind}`;
+          if (difference === undefined) return existing.network;
           throw new NetworkError(
             "failed-precondition",
-            existing.status === "running"
-              ? `instance "${instanceId}" already exists with a different definition; DESTROY it first, then CREATE it again`
-              : `instance "${instanceId}" is being destroyed (a previous DESTROY failed); DESTROY it again, then CREATE it`,
+            `instance "${instanceId}" already exists with ${difference}, and its network cannot change; DESTROY it first, then CREATE it again`,
           );
         }
         await strategy.admit(instanceId, definition);
         const network = strategy.prepare(instanceId, definition);
-        const intent: InstanceRecord = { instanceId, kind: definition.kind, digest, status: "creating", network };
+        const intent: InstanceRecord = { instanceId, kind: definition.kind, status: "creating", network };
         try {
           await this.options.store.put(intent, "crash-safe");
         } catch (error) {
           strategy.release(network);
-          throw new NetworkError("unavailable", `cannot record instance "${instanceId}": ${(error as Error).message}`, { cause: error });
+          throw error;
         }
         this.records.set(instanceId, intent);
         this.announce(network);
         faultPoint("create: intent recorded");
         const running = withStatus(intent, "running");
         // The acknowledgement needs both the kernel done and the record durable, and neither
-        // needs the other, so the fsyncs overlap the kernel work. A crash in between leaves a
-        // "running" record whose missing pieces the restart's reconcile re-creates, or a
-        // "creating" one it undoes: either way whole, and this CREATE was not acknowledged.
-        // The record goes first: its fdatasync runs in another thread while this one makes
-        // the kernel calls, most of which the kernel does inside sendmsg(2), on this thread.
+        // needs the other, so the fsyncs overlap the kernel work. The "running" line is
+        // written (write(2), synchronously) before the first kernel call; only its fdatasync
+        // runs in another thread while this one makes the kernel calls, most of which the
+        // kernel does inside sendmsg(2), on this thread. So a kill before this point leaves a
+        // "creating" record, which the restart undoes, and a kill from here on a "running"
+        // one, whose missing pieces the restart re-creates: the CREATE is completed.
         const recording = this.options.store.put(running);
         const [recorded, realized] = await Promise.allSettled([recording, strategy.realize(network)]);
-        if (realized.status === "rejected" || recorded.status === "rejected") {
-          try {
-            // realize undoes its own work when it fails; a record that could not be written undoes the kernel's.
-            if (realized.status === "fulfilled") await strategy.teardown(network);
-          } finally {
-            strategy.release(network);
-            await this.options.store.remove(instanceId);
-            this.records.delete(instanceId);
-            this.announce({ ...network, status: "failed" });
-          }
-          throw realized.status === "rejected" ? realized.reason : (recorded as PromiseRejectedResult).reason;
-        }
+        if (realized.status === "rejected") return this.undoCreate(strategy, intent, realized.reason, { tornDown: true });
+        if (recorded.status === "rejected") return this.undoCreate(strategy, intent, recorded.reason, { tornDown: false });
         this.records.set(instanceId, running);
         faultPoint("create: acknowledged");
         this.announce(running.network);
@@ -128,11 +121,54 @@ export class NetworkManager {
     );
   }
 
+  /**
+   * Undoes a CREATE that failed after its intent was recorded, and throws `original`. A
+   * realize that failed has undone its own kernel work (`tornDown`); otherwise the network
+   * is torn down here. When some of the kernel work could not be undone, the instance is
+   * kept, with its allocation, as a failed "destroying" one until a DESTROY or the resync
+   * removes what is left; otherwise it is forgotten.
+   */
+  private async undoCreate(strategy: WorkloadStrategy, intent: InstanceRecord, original: unknown, { tornDown }: { tornDown: boolean }): Promise<never> {
+    let kernelLeft = rollbackFailuresOf(original).length > 0;
+    const steps: UndoStep[] = [];
+    if (!tornDown) {
+      steps.push({
+        name: "tear the network down",
+        run: () =>
+          strategy.teardown(intent.network).catch((error: unknown) => {
+            kernelLeft = true;
+            throw error;
+          }),
+      });
+    }
+    steps.push({
+      name: "forget the instance",
+      run: async () => {
+        try {
+          if (kernelLeft) await this.keepForRepair(intent);
+          else await this.forget(intent);
+        } finally {
+          this.announce({ ...intent.network, status: "failed" });
+        }
+      },
+    });
+    return rollBack(original, steps, { logger: this.options.logger, instanceId: intent.instanceId });
+  }
+
+  /** Keeps an instance whose network could not be wholly removed, as a failed DESTROY does. */
+  private async keepForRepair(record: InstanceRecord): Promise<void> {
+    const failed = withStatus(record, "destroying", "failed");
+    this.records.set(record.instanceId, failed);
+    // So that a restart finishes the teardown rather than re-creating a "running" record.
+    await this.options.store.put(failed, "crash-safe");
+  }
+
   private async destroy(instanceId: string): Promise<InstanceNetwork> {
     const record = this.records.get(instanceId);
     if (record === undefined) return { instanceId, kind: "", status: "terminated" };
     const strategy = this.options.registry.resolve(record.kind);
     const destroying = withStatus(record, "destroying");
+    // A failure here (the state directory full...) leaves the instance as it was, running.
     await this.options.store.put(destroying, "crash-safe");
     this.records.set(instanceId, destroying);
     this.announce(destroying.network);
@@ -191,7 +227,8 @@ export class NetworkManager {
   get(instanceId: string): InstanceNetwork {
     const record = this.records.get(instanceId);
     if (record === undefined) {
-      throw new NetworkError("not-found", `no instance "${instanceId}" on this node; List shows the instances it has`);
+      // The id is the caller's, unvalidated: a hostile one must not reach the message (and the log) raw.
+      throw new NetworkError("not-found", `no instance ${quotedInstanceId(instanceId)} on this node; List shows the instances it has`);
     }
     return record.network;
   }
@@ -212,10 +249,23 @@ export class NetworkManager {
     await this.gate.exclusive(async () => undefined);
   }
 
+  /**
+   * Drops an instance whose kernel state is gone. Its record's removal from the journal may
+   * fail (the state directory full...): the kernel is clean and the instance is gone either
+   * way, so that is logged, not thrown. The journal's last line of it, "creating" or
+   * "destroying", is dropped by the next compaction, or undone or finished at the next start.
+   */
   private async forget(record: InstanceRecord): Promise<void> {
     this.options.registry.resolve(record.kind).release(record.network);
     this.records.delete(record.instanceId);
-    await this.options.store.remove(record.instanceId);
+    try {
+      await this.options.store.remove(record.instanceId);
+    } catch (error) {
+      this.options.logger.warn("the instance is gone, but its record could not be removed from the journal; the next start finishes it", {
+        instance_id: record.instanceId,
+        error: (error as Error).message,
+      });
+    }
   }
 
   private announce(network: InstanceNetwork): void {

@@ -1,5 +1,6 @@
 import { createRtNetlink, FlagsGet, FlagsNew, type RtNetlinkSocket } from "netlink";
 import { ipv4Bytes, parseIpv4 } from "./ipv4-cidr.js";
+import { KernelError } from "./kernel-error.js";
 import { NetworkError } from "./network-error.js";
 import { Semaphore } from "./semaphore.js";
 
@@ -51,10 +52,9 @@ export function errnoOf(error: unknown): string | undefined {
   return /\b(E[A-Z0-9]+)\b/.exec(message)?.[1];
 }
 
-function kernelError(operation: string, error: unknown): NetworkError {
-  const errno = errnoOf(error);
-  const code = errno === "ENODEV" || errno === "ESRCH" || errno === "EADDRNOTAVAIL" ? "not-found" : "internal";
-  return new NetworkError(code, `${operation} failed: ${errno ?? (error as Error).message}`, { cause: error });
+/** The kernel's answer as a KernelError: "not found" (isKernelNotFound) is for the code that tolerates absence to decide, never the API's NOT_FOUND. */
+export function kernelError(operation: string, error: unknown): KernelError {
+  return new KernelError(operation, errnoOf(error), { cause: error, detail: error instanceof Error ? error.message : String(error) });
 }
 
 /** Reads IFLA_INFO_KIND from the raw IFLA_LINKINFO nest, which the netlink package leaves unparsed. */
@@ -188,7 +188,7 @@ export class Rtnetlink {
   }
 
   /**
-   * Equivalent to: `ip -j link show dev $name` (the index only). Throws "not-found" when absent.
+   * Equivalent to: `ip -j link show dev $name` (the index only). Throws a KernelError when absent (isKernelNotFound).
    * Sent and read raw, without the link's statistics: the netlink package would decode every
    * attribute of the answer into objects, most of the cost of a lookup on the CREATE path.
    */
@@ -196,7 +196,7 @@ export class Rtnetlink {
     const request = [Buffer.alloc(IFINFOMSG_BYTES), attribute(IFLA_IFNAME, cString(name)), attribute(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))];
     const [messages] = await this.request(`looking up link ${name}`, (options, socket) => socket.socket.request(RTM_GETLINK, request, options));
     const link = messages.find((message) => message.type === RTM_NEWLINK && message.data.length >= IFINFOMSG_BYTES);
-    if (link === undefined) throw new NetworkError("not-found", `looking up link ${name} failed: ENODEV`);
+    if (link === undefined) throw new KernelError(`looking up link ${name}`, "ENODEV");
     return link.data.readInt32LE(4);
   }
 
@@ -207,7 +207,7 @@ export class Rtnetlink {
    * saves a /proc/sys write (~0.3 ms, more with thousands of links) on the CREATE path. With
    * `rename` (`ip link set dev $link name $rename ...`; `link` must then be an index), the
    * kernel renames the link before bringing it up, as a name can only change while down.
-   * Throws "not-found" when absent.
+   * Throws a KernelError when absent (isKernelNotFound).
    */
   async linkSetUp(link: number | string, options: { readonly mtu?: number; readonly routeLocalnet?: boolean; readonly rename?: string } = {}): Promise<void> {
     if (options.rename !== undefined && typeof link !== "number") {
@@ -229,7 +229,7 @@ export class Rtnetlink {
     await this.request(operation, (requestOptions, socket) => socket.socket.request(RTM_SETLINK, request, requestOptions));
   }
 
-  /** Equivalent to: `ip link set dev $name group $group`. Throws "not-found" when absent. */
+  /** Equivalent to: `ip link set dev $name group $group`. Throws a KernelError when absent (isKernelNotFound). */
   async linkSetGroup(name: string, group: number): Promise<void> {
     await this.request(`moving link ${name} to group ${group}`, (options, socket) => socket.setLink({}, { ifname: name, group }, options));
   }
@@ -242,7 +242,7 @@ export class Rtnetlink {
     await this.request(`deleting link group ${group}`, (options, socket) => socket.delLink({}, { group }, options));
   }
 
-  /** Equivalent to: `ip link del dev $name`. Throws "not-found" when absent. */
+  /** Equivalent to: `ip link del dev $name`. Throws a KernelError when absent (isKernelNotFound). */
   async linkDel(name: string): Promise<void> {
     await this.request(`deleting link ${name}`, (options, socket) => socket.delLink({}, { ifname: name }, options));
   }

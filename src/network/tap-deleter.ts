@@ -1,5 +1,5 @@
 import { CoalescingQueue } from "./coalescing-queue.js";
-import { NetworkError } from "./network-error.js";
+import { isKernelNotFound } from "./kernel-error.js";
 import type { Rtnetlink } from "./rtnetlink.js";
 
 /**
@@ -9,7 +9,7 @@ import type { Rtnetlink } from "./rtnetlink.js";
 export const DOOMED_TAP_GROUP = 0x52494b;
 
 function ignoreNotFound(error: unknown): void {
-  if (!NetworkError.is(error, "not-found")) throw error;
+  if (!isKernelNotFound(error)) throw error;
 }
 
 /**

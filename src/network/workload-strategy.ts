@@ -19,6 +19,13 @@ export interface WorkloadStrategy {
    * "creating". No kernel change, and no await: it re-checks the conflicts `admit` checked.
    */
   prepare(instanceId: string, definition: WorkloadDefinition): InstanceNetwork;
+  /**
+   * What a CREATE of `definition` would change in the network an instance of this kind
+   * already has (e.g. "another exposure"), or undefined when nothing: a repeated CREATE is
+   * the same instance when its network would be the same, whatever else of the definition
+   * changed, and gets that network back.
+   */
+  differenceFrom(network: InstanceNetwork, definition: WorkloadDefinition): string | undefined;
   /** Reserves again what a stored record holds, at start. */
   restore(network: InstanceNetwork): void;
   /** Makes the network real in the kernel; on failure leaves the host as it was. */

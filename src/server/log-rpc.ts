@@ -1,5 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "../logger.js";
+import { printableInstanceId } from "../network/instance-id.js";
 import { NetworkError } from "../network/network-error.js";
 
 export interface RpcOutcome {
@@ -18,7 +19,7 @@ const serverFaults: ReadonlySet<status> = new Set([status.INTERNAL, status.UNKNO
 
 /**
  * Writes the one log line of an RPC: `{ message: "rpc", method, instance_id, code,
- * duration_ms }`, plus `error` when the call failed and `stack` when the failure is
+ * duration_ms }` (instance_id as `printableInstanceId` shows it), plus `error` when the call failed and `stack` when the failure is
  * a bug rather than a NetworkError.
  */
 export function logRpc(logger: Logger, outcome: RpcOutcome): void {
@@ -32,7 +33,8 @@ export function logRpc(logger: Logger, outcome: RpcOutcome): void {
   if (!logger.isLevelEnabled(level)) return;
   const fields: Record<string, unknown> = {
     method: outcome.method,
-    instance_id: outcome.instanceId,
+    // The raw id is the caller's: an invalid one (huge, with newlines...) is shown cut and escaped.
+    instance_id: outcome.instanceId === undefined ? undefined : printableInstanceId(outcome.instanceId),
     code: status[outcome.code],
     duration_ms: Math.round(outcome.durationMs * 1000) / 1000,
   };

@@ -35,6 +35,16 @@ export interface ServiceOptions {
   readonly readyTimeoutMs?: number;
   /** Run dist/main.js (build it first) instead of the sources under tsx, as the bench does. Default false. */
   readonly compiled?: boolean;
+  /**
+   * Node arguments before the entry point, e.g. `["--import", "test/helpers/kill-at-step.ts"]`
+   * to preload a test hook (into the sources run under tsx: it must import the same modules).
+   */
+  readonly nodeArgs?: readonly string[];
+  /**
+   * A command the service is started through, which ends by exec'ing its arguments (node
+   * and the service's), e.g. `unshare -m ...` to give the service a mount of its own.
+   */
+  readonly launcher?: readonly string[];
 }
 
 /** One JSON log line of the service (winston: level, message, timestamp, metadata). */
@@ -82,7 +92,7 @@ function parseLog(line: string): LogEntry | undefined {
 /** The node arguments of the service for `options`: its entry point, then `serve` and its flags. */
 export function serviceArgs(options: ServiceOptions & { readonly socketPath: string }): string[] {
   return [
-    ...(options.compiled === true ? [COMPILED_MAIN] : ["--import", "tsx", MAIN]),
+    ...(options.compiled === true ? [...(options.nodeArgs ?? []), COMPILED_MAIN] : ["--import", "tsx", ...(options.nodeArgs ?? []), MAIN]),
     "serve",
     "--socket",
     options.socketPath,
@@ -113,7 +123,8 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
     socketPath = path.join(tmpDir, "rik.sock");
   }
   const args = serviceArgs({ ...options, socketPath });
-  const subprocess: NsProcess = spawnIn(options.nodeNs, process.execPath, args, {
+  const [file, ...launcherArgs] = [...(options.launcher ?? []), process.execPath];
+  const subprocess: NsProcess = spawnIn(options.nodeNs, file!, [...launcherArgs, ...args], {
     cwd: REPO_ROOT,
     env: { ...options.env },
   });
