@@ -49,8 +49,8 @@ test("at start, missing TAPs, addresses and rules are re-created and strays of o
   t.teardown(() => second.stop());
   t.deepEqual(await kernelDiff(topology.node, [a, b, c], POOL), []);
   const line = await second.waitForLog(reconciled("start"));
-  // 256 jumps (a port range per protocol and shard) in the rewritten RIKLET, the 9 rules of the
-  // rewritten RIKLET-FORWARD (2 of them the default egress deny), and the 2 DNATs.
+  // 256 jumps (a port range per protocol and shard) in the rewritten RIKLET, the 10 rules of the
+  // rewritten RIKLET-FORWARD (3 of them the untracked drop and the default egress deny), and the 2 DNATs.
   t.like(line, {
     instances: 3,
     actions: {
@@ -58,7 +58,7 @@ test("at start, missing TAPs, addresses and rules are re-created and strays of o
       tap_repaired: 1,
       tap_removed: 1,
       chain_rewritten: 2,
-      rule_added: 256 + 9 + 2,
+      rule_added: 256 + 10 + 2,
       rule_removed: 1,
       route_localnet_repaired: 1,
     },

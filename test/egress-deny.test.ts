@@ -31,6 +31,7 @@ async function egressNode(t: TeardownHost, extraArgs: readonly string[] = []) {
         await topo.execNode("ip", ["route", "add", `${address}/32`, "via", topo.worldIp]);
       }
       await topo.execNode("ip", ["addr", "add", `${NODE_LINK_LOCAL}/32`, "dev", topo.nodeVeth]);
+      await topo.execWorld("ip", ["route", "add", `${NODE_LINK_LOCAL}/32`, "via", topo.nodeIp]);
     },
   });
   const created = await client.create("fn-egress", functionDefinition({ exposure: { port: 8080, targetPort: 3000 } }));
@@ -63,16 +64,25 @@ test("by default a guest is refused 169.254.0.0/16, forwarded (metadata) or on t
   const hairpin = await httpGet(guest.guestNs, `http://${NODE_LINK_LOCAL}:8080/`, 5000);
   t.true(isRefusal(hairpin), JSON.stringify(hairpin));
   t.like(await httpGet(guest.guestNs, `http://${topology.nodeIp}:8080/`, 5000), { ok: true, body: "guest" });
+  // What the guest opens is egress; its replies to a client that came in through that address are not.
+  t.like(await httpGet(topology.world, `http://${NODE_LINK_LOCAL}:8080/`, 5000), { ok: true, body: "guest" });
 
   // Step 4: ordinary egress still works, masqueraded.
   t.like(await httpGet(guest.guestNs, `http://${topology.worldIp}:9000/`, 5000), { ok: true, body: "world" });
   t.deepEqual(servers.world.requests().map((r) => r.remoteAddress), [topology.nodeIp]);
 
-  // Step 5: the rules, in the node's kernel.
+  // Step 5: packets conntrack does not track (another tool's NOTRACK) do not slip past the deny unmasqueraded.
+  await topology.execNode("iptables", ["-t", "raw", "-A", "PREROUTING", "-p", "udp", "--dport", "53", "-j", "NOTRACK"]);
+  const untracked = await udpRequest(guest.guestNs, METADATA, 53, 1500, "untracked");
+  t.false(untracked.ok, JSON.stringify(untracked));
+  t.deepEqual(servers.metadataUdp.datagrams(), []);
+  await topology.execNode("iptables", ["-t", "raw", "-D", "PREROUTING", "-p", "udp", "--dport", "53", "-j", "NOTRACK"]);
+
+  // Step 6: the rules, in the node's kernel.
   const filter = await iptablesSave(topology.node, "filter");
   t.deepEqual(rulesMatching(filter, "169.254.0.0/16"), [
-    "-A RIKLET-FORWARD -i rik+ -p tcp -m conntrack --ctorigdst 169.254.0.0/16 -m comment --comment rik-network -j REJECT --reject-with tcp-reset",
-    "-A RIKLET-FORWARD -i rik+ -m conntrack --ctorigdst 169.254.0.0/16 -m comment --comment rik-network -j REJECT --reject-with icmp-port-unreachable",
+    "-A RIKLET-FORWARD -i rik+ -p tcp -m conntrack --ctorigdst 169.254.0.0/16 --ctdir ORIGINAL -m comment --comment rik-network -j REJECT --reject-with tcp-reset",
+    "-A RIKLET-FORWARD -i rik+ -m conntrack --ctorigdst 169.254.0.0/16 --ctdir ORIGINAL -m comment --comment rik-network -j REJECT --reject-with icmp-port-unreachable",
     "-A RIKLET-INPUT -d 169.254.0.0/16 -p tcp -m comment --comment rik-network -j REJECT --reject-with tcp-reset",
     "-A RIKLET-INPUT -d 169.254.0.0/16 -m comment --comment rik-network -j REJECT --reject-with icmp-port-unreachable",
   ]);

@@ -52,8 +52,9 @@ test("node setup: chains, one jump per built-in chain inserted at the top, node 
     ":RIKLET-INPUT - [0:0]",
     `-I FORWARD 1 ${c} -j RIKLET-FORWARD`,
     `-I INPUT 1 -i rik+ ${c} -j RIKLET-INPUT`,
-    `-A RIKLET-FORWARD -i rik+ -p tcp -m conntrack --ctorigdst 169.254.0.0/16 ${c} -j REJECT --reject-with tcp-reset`,
-    `-A RIKLET-FORWARD -i rik+ -m conntrack --ctorigdst 169.254.0.0/16 ${c} -j REJECT --reject-with icmp-port-unreachable`,
+    `-A RIKLET-FORWARD -i rik+ -m conntrack --ctstate INVALID,UNTRACKED ${c} -j DROP`,
+    `-A RIKLET-FORWARD -i rik+ -p tcp -m conntrack --ctorigdst 169.254.0.0/16 --ctdir ORIGINAL ${c} -j REJECT --reject-with tcp-reset`,
+    `-A RIKLET-FORWARD -i rik+ -m conntrack --ctorigdst 169.254.0.0/16 --ctdir ORIGINAL ${c} -j REJECT --reject-with icmp-port-unreachable`,
     `-A RIKLET-FORWARD -d 10.220.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED ${c} -j ACCEPT`,
     `-A RIKLET-FORWARD -d 10.220.0.0/24 -o rik+ -m conntrack --ctstate DNAT ${c} -j ACCEPT`,
     `-A RIKLET-FORWARD -s 10.220.0.0/24 ! -d 10.220.0.0/24 -i rik+ ${c} -j ACCEPT`,
@@ -78,7 +79,7 @@ test("egress deny: each range refused with a reset or an ICMP error, before anyt
   const forward = rules.filter((rule) => rule.chain === "RIKLET-FORWARD");
   const input = rules.filter((rule) => rule.chain === "RIKLET-INPUT");
   for (const cidr of deny) {
-    const inForward = forward.flatMap((rule, at) => (rule.spec.includes(`--ctorigdst ${cidr} `) ? [at] : []));
+    const inForward = forward.flatMap((rule, at) => (rule.spec.includes(`--ctorigdst ${cidr} --ctdir ORIGINAL `) ? [at] : []));
     t.is(inForward.length, 2, cidr);
     t.true(inForward.every((at) => at < forward.findIndex((rule) => rule.spec.endsWith("-j ACCEPT"))), `${cidr} before every ACCEPT`);
     const inInput = input.flatMap((rule, at) => (rule.spec.startsWith(`-d ${cidr} `) ? [at] : []));
@@ -90,6 +91,21 @@ test("egress deny: each range refused with a reset or an ICMP error, before anyt
   }
   const none = nodeChainRules({ pool: POOL, localhost: true, egressDeny: [] });
   t.is(none.length, rules.length - 4 * deny.length);
+});
+
+test("egress deny of a single address renders it as iptables-save prints it, without /32 in the conntrack match", (t) => {
+  const rules = nodeChainRules({ pool: POOL, localhost: true, egressDeny: ["192.0.2.1/32"] });
+  const saved = parseIptablesSave(`*filter
+-A RIKLET-FORWARD -i rik+ -p tcp -m conntrack --ctorigdst 192.0.2.1 --ctdir ORIGINAL -m comment --comment rik-network -j REJECT --reject-with tcp-reset
+-A RIKLET-FORWARD -i rik+ -m conntrack --ctorigdst 192.0.2.1 --ctdir ORIGINAL -m comment --comment rik-network -j REJECT --reject-with icmp-port-unreachable
+-A RIKLET-INPUT -d 192.0.2.1/32 -p tcp -m comment --comment rik-network -j REJECT --reject-with tcp-reset
+-A RIKLET-INPUT -d 192.0.2.1/32 -m comment --comment rik-network -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+`);
+  const present = new Set(saved.rules.map(ruleKey));
+  const denying = rules.filter((rule) => rule.spec.includes("192.0.2.1"));
+  t.is(denying.length, 4);
+  for (const rule of denying) t.true(present.has(ruleKey(rule)), rule.spec);
 });
 
 test("IPv6: one raw PREROUTING drop of everything from a guest TAP", (t) => {

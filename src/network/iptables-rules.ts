@@ -156,10 +156,12 @@ export function nodeChainRules({ pool, localhost, egressDeny }: NodeRuleOptions)
   );
   // Refused with a reset or an ICMP error, so that a guest fails at once instead of hanging.
   // Matched on the original destination, first: a DNAT (hairpin through a node address in a
-  // denied range) must not turn a denied destination into an accepted one.
+  // denied range) must not turn a denied destination into an accepted one. Only in the
+  // direction the guest opened: replies of a guest to a client that reached it through a node
+  // address in a denied range are not egress.
   const deniedForward = egressDeny.flatMap((cidr) => [
-    forward(`-i ${GUEST_TAPS} -p tcp -m conntrack --ctorigdst ${cidr} ${node} -j REJECT --reject-with tcp-reset`),
-    forward(`-i ${GUEST_TAPS} -m conntrack --ctorigdst ${cidr} ${node} -j REJECT --reject-with icmp-port-unreachable`),
+    forward(`-i ${GUEST_TAPS} -p tcp -m conntrack --ctorigdst ${conntrackAddress(cidr)} --ctdir ORIGINAL ${node} -j REJECT --reject-with tcp-reset`),
+    forward(`-i ${GUEST_TAPS} -m conntrack --ctorigdst ${conntrackAddress(cidr)} --ctdir ORIGINAL ${node} -j REJECT --reject-with icmp-port-unreachable`),
   ]);
   // The node's own addresses in a denied range: ICMP to them too, which RIKLET-INPUT otherwise lets through.
   const deniedInput = egressDeny.flatMap((cidr) => [
@@ -173,6 +175,9 @@ export function nodeChainRules({ pool, localhost, egressDeny }: NodeRuleOptions)
     nat(`-s ${pool} -d ${pool} -m conntrack --ctstate DNAT ${node} -j MASQUERADE`),
     // A loopback source cannot leave the node: the guest would answer 127.0.0.1, itself.
     ...(localhost ? [nat(`-s ${LOOPBACK} -d ${pool} ${node} -j MASQUERADE`)] : []),
+    // What conntrack does not track (INVALID, or NOTRACK from another tool's raw rule) matches
+    // no --ctorigdst and could not be masqueraded: a guest's packets must be tracked to pass.
+    forward(`-i ${GUEST_TAPS} -m conntrack --ctstate INVALID,UNTRACKED ${node} -j DROP`),
     ...deniedForward,
     forward(`-d ${pool} -m conntrack --ctstate RELATED,ESTABLISHED ${node} -j ACCEPT`),
     // New connections to a guest only through one of our DNATs, i.e. to a port it exposes.
@@ -200,6 +205,11 @@ export function nodeChainRules({ pool, localhost, egressDeny }: NodeRuleOptions)
  */
 export function nodeIpv6Rules(): Rule[] {
   return [{ table: "raw", chain: "PREROUTING", spec: `-i ${GUEST_TAPS} ${node} -j DROP` }];
+}
+
+/** A CIDR as iptables-save prints it in a conntrack match: a single address without its /32. */
+function conntrackAddress(cidr: string): string {
+  return cidr.endsWith("/32") ? cidr.slice(0, -3) : cidr;
 }
 
 export interface InstanceRuleInput {
