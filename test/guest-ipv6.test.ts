@@ -22,7 +22,7 @@ import {
   tcpSyn,
   udpDatagram,
 } from "./helpers/ipv6-frames.js";
-import { ipJson, sparesOnce, tapIpv6, type IpAddr, type IpLink, type IpRoute } from "./helpers/kernel-state.js";
+import { ipJson, sparesOnce, tapIpv6, WITHOUT_IPV6, type IpAddr, type IpLink, type IpRoute } from "./helpers/kernel-state.js";
 import { execIn, type TeardownHost } from "./helpers/netns.js";
 import { startService } from "./helpers/service-process.js";
 import { startNode } from "./helpers/start-node.js";
@@ -46,9 +46,6 @@ async function inet6Of(ns: string, link: string, usable = false): Promise<string
   const [entry] = await ipJson<IpAddr[]>(ns, ["addr", "show", "dev", link]);
   return (entry?.addr_info ?? []).filter((a) => a.family === "inet6" && !(usable && a["tentative"] === true)).map((a) => a.local);
 }
-
-/** What every TAP must show: IPv6 off, so no IPv6 address at all. */
-const WITHOUT_IPV6 = { sysctls: { disable_ipv6: "1", accept_ra: "0", addr_gen_mode: "1" }, addresses: [] };
 
 async function ip6tablesRaw(ns: string): Promise<string[]> {
   return String((await execIn(ns, "ip6tables-save", ["-t", "raw"])).stdout).split("\n");
@@ -163,10 +160,23 @@ test("IPv6 turned back on on a TAP is still dropped by ip6tables, and the next r
   await topology.execNode("ip6tables", ["-t", "raw", "-D", "PREROUTING", "-i", "rik+", "-m", "comment", "--comment", "rik-network", "-j", "DROP"]);
   t.false((await ip6tablesRaw(topology.node)).includes(IPV6_DROP_RULE));
   await service.stop();
-  const restarted = await startService({ nodeNs: topology.node, pool: "10.220.0.0/24", socketPath: service.socketPath, readyTimeoutMs: 60_000 });
+  const restarted = await startService({
+    nodeNs: topology.node,
+    pool: "10.220.0.0/24",
+    socketPath: service.socketPath,
+    extraArgs: ["--resync-interval", "1"],
+    readyTimeoutMs: 60_000,
+  });
   t.teardown(() => restarted.stop());
   const line = await restarted.waitForLog((entry) => entry.message === "reconciled" && entry["trigger"] === "start");
   t.like(line, { actions: { ipv6_repaired: 1, ipv6_rule_repaired: 1 } });
   t.deepEqual(await tapIpv6(topology.node, fn.tapName), WITHOUT_IPV6, "turning IPv6 off removed the link-local address too");
   t.is((await ip6tablesRaw(topology.node)).filter((rule) => rule === IPV6_DROP_RULE).length, 1);
+
+  // Step 4: a spare's IPv6 turned back on (it would carry it into the next CREATE): the resync turns it off.
+  const [spare] = await sparesOnce(topology.node, 4);
+  await topology.execNode("sh", ["-c", `echo 0 > /proc/sys/net/ipv6/conf/${spare!.ifname}/disable_ipv6`]);
+  const resync = await restarted.waitForLog((entry) => entry.message === "reconciled" && entry["trigger"] === "resync" && (entry["actions"] as Record<string, number>)["ipv6_repaired"] === 1);
+  t.truthy(resync);
+  t.deepEqual(await tapIpv6(topology.node, spare!.ifname), WITHOUT_IPV6, spare!.ifname);
 });

@@ -9,7 +9,7 @@ import test, { type ExecutionContext } from "ava";
 import { tapNameFor } from "../src/network/instance-naming.js";
 import { attachGuest } from "./helpers/attach-guest.js";
 import { httpGet, startHttpServer } from "./helpers/guest-relay.js";
-import { ipAddrs, ipLinks, ipv4ByLink, sparesOnce, spareTapLinks, tapIpv6, tapLinks } from "./helpers/kernel-state.js";
+import { ipAddrs, ipLinks, ipv4ByLink, sparesOnce, spareTapLinks, tapIpv6, WITHOUT_IPV6, tapLinks } from "./helpers/kernel-state.js";
 import { delay, Topology } from "./helpers/netns.js";
 import { startService, type ServiceProcess } from "./helpers/service-process.js";
 import { functionDefinition, WorkloadClient } from "./helpers/workload-client.js";
@@ -23,9 +23,6 @@ async function startNode(t: ExecutionContext, topology: Topology, extraArgs: str
   t.teardown(() => client.close());
   return { service, client };
 }
-
-/** What every TAP must show: IPv6 off, so no IPv6 address at all once it is up. */
-const WITHOUT_IPV6 = { sysctls: { disable_ipv6: "1", accept_ra: "0", addr_gen_mode: "1" }, addresses: [] };
 
 async function stopped(service: ServiceProcess, client: WorkloadClient): Promise<void> {
   client.close();

@@ -9,6 +9,7 @@
 import test, { type ExecutionContext } from "ava";
 import { ipLinks, sparesOnce, tapLinks } from "./helpers/kernel-state.js";
 import { REPO_ROOT, type Topology } from "./helpers/netns.js";
+import { startService } from "./helpers/service-process.js";
 import { startNode } from "./helpers/start-node.js";
 import { functionDefinition } from "./helpers/workload-client.js";
 
@@ -44,7 +45,7 @@ async function attachAs(t: ExecutionContext, topology: Topology, tap: string, ui
  * unless `--spare-taps 0` is among the arguments (then the CREATE makes it).
  */
 async function createdTap(t: ExecutionContext, extraArgs: string[]) {
-  const { topology, client } = await startNode(t, { service: { extraArgs } });
+  const { topology, service, client } = await startNode(t, { service: { extraArgs } });
   const withSpares = !extraArgs.join(" ").includes("--spare-taps 0");
   // All four (the default count): only then is every spare but the last surely ready to be taken.
   const spares = withSpares ? await sparesOnce(topology.node, 4) : [];
@@ -53,7 +54,7 @@ async function createdTap(t: ExecutionContext, extraArgs: string[]) {
   t.is(tap?.ifname, tapName);
   t.deepEqual(others, []);
   t.is(spares.some((spare) => spare.ifindex === tap?.ifindex), withSpares, withSpares ? "a former spare" : "made by the CREATE");
-  return { topology, tapName };
+  return { topology, service, tapName };
 }
 
 test("by default only root may attach: an unprivileged VMM's TUNSETIFF is refused with EPERM", async (t) => {
@@ -75,4 +76,16 @@ test("--tap-group: its members may attach to the TAP, made on the spot; with --t
   const both = await createdTap(t, ["--tap-owner", String(NOBODY), "--tap-group", String(STRANGER)]);
   t.like(await attachAs(t, both.topology, both.tapName, NOBODY, NOBODY), { ok: false, code: "EPERM" }, "the owner, not in the group");
   t.like(await attachAs(t, both.topology, both.tapName, NOBODY, STRANGER), { ok: true });
+});
+
+test("a TAP that exists with another owner (an older version, a changed --tap-owner) gets the node's at the next start", async (t) => {
+  const { topology, service, tapName } = await createdTap(t, []);
+  t.like(await attachAs(t, topology, tapName, NOBODY, NOBODY), { ok: false, code: "EPERM" });
+
+  await service.stop();
+  const restarted = await startService({ nodeNs: topology.node, socketPath: service.socketPath, extraArgs: ["--tap-owner", String(NOBODY)], readyTimeoutMs: 60_000 });
+  t.teardown(() => restarted.stop());
+  const line = await restarted.waitForLog((entry) => entry.message === "reconciled" && entry["trigger"] === "start");
+  t.like(line, { actions: { tap_owner_repaired: 1 } });
+  t.like(await attachAs(t, topology, tapName, NOBODY, NOBODY), { ok: true });
 });

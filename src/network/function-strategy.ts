@@ -29,7 +29,7 @@ import { rollBack } from "./rollback.js";
 import type { AddressInfo, Ipv6LinkConf, LinkInfo, Rtnetlink } from "./rtnetlink.js";
 import type { SockDiag } from "./sock-diag.js";
 import { sysctlSet } from "./sysctl.js";
-import type { SpareTaps } from "./spare-taps.js";
+import { isSpareTapName, type SpareTaps } from "./spare-taps.js";
 import { TAP_IPV6_SYSCTLS, type TapCreator } from "./tap-creator.js";
 import type { TapDeleter } from "./tap-deleter.js";
 import type { WorkloadDefinition } from "./workload-definition.js";
@@ -430,38 +430,80 @@ export class FunctionStrategy implements WorkloadStrategy {
       if (addAddress) await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
       if (setUp) await rtnetlink.linkSetUp(index, { mtu: tap.mtu });
     }
-    // From the link dump: new TAPs got it from addTap.
+    // From the link dump: new TAPs got these from addTap.
     const linkByName = new Map(links.map((link) => [link.name, link]));
+    const { owner, group } = this.options.taps.ownership;
     let localnetRepaired = 0;
     let ipv6Repaired = 0;
+    let ownerRepaired = 0;
     for (const network of networks) {
       const link = linkByName.get(functionOf(network).tapName);
       if (link?.kind !== "tun") continue;
       if (link.routeLocalnet !== this.options.localhost && this.setRouteLocalnet(link.name)) localnetRepaired++;
-      if (link.ipv6 !== undefined && !hasNoIpv6(link.ipv6) && turnIpv6Off(link.name)) ipv6Repaired++;
+      if ((owner !== undefined && link.tunOwner !== owner) || (group !== undefined && link.tunGroup !== group)) {
+        if (await this.reattachTap(link.name)) ownerRepaired++;
+      }
     }
-    const ipv6Rules = await this.reconcileIpv6Rules(start?.saved6);
+    // Spares too: one whose IPv6 was turned back on would become an instance's TAP with it.
+    for (const link of links) {
+      const ours = link.kind === "tun" && (isSpareTapName(link.name) || this.taps.has(link.name));
+      if (ours && link.ipv6 !== undefined && !hasNoIpv6(link.ipv6) && turnIpv6Off(link.name)) ipv6Repaired++;
+    }
     await this.rules.submit(plan.rules);
     for (const address of plan.removeAddresses) await rtnetlink.addrDel(address.index, address.address, address.prefixLength);
     await Promise.all(plan.deleteTaps.map((tapName) => this.deleteTap(tapName)));
+    const ipv6Rules = await this.reconcileIpv6Rules(start?.saved6);
     // Spares are made once the node is in shape: their TAP work would only slow this down.
     if (start !== undefined) this.options.spares.start(start.links);
-    const repaired = { route_localnet_repaired: localnetRepaired, ipv6_repaired: ipv6Repaired, ipv6_rule_repaired: ipv6Rules };
+    const repaired = {
+      route_localnet_repaired: localnetRepaired,
+      ipv6_repaired: ipv6Repaired,
+      ipv6_rule_repaired: ipv6Rules,
+      tap_owner_repaired: ownerRepaired,
+    };
     return { ...planActions(plan), ...Object.fromEntries(Object.entries(repaired).filter(([, count]) => count > 0)) };
   }
 
   /**
    * Makes ip6tables hold exactly nodeIpv6Rules (missing ones inserted, duplicates and stale
    * rules of ours removed), with the same planner as the IPv4 rules. Returns how many
-   * changes that took.
+   * changes that took. A failure is logged, not thrown: the rule backs up the TAPs' own IPv6
+   * settings, and a node whose ip6tables cannot work (no raw table) must still get its IPv4
+   * repairs; the next reconcile tries again.
    */
   private async reconcileIpv6Rules(startSaved: Promise<string> | undefined): Promise<number> {
     const { ip6tables } = this.options;
     if (ip6tables === undefined) return 0;
-    const saved = parseIptablesSave(await (startSaved ?? ip6tables.save()));
-    const { rules } = planReconcile({ taps: [], chains: [], jumps: nodeIpv6Rules(), fixed: [], rules: [] }, { links: [], addresses: [], saved });
-    await ip6tables.restore(renderRestore(rules));
-    return rules.insert.length + rules.delete.length;
+    try {
+      const saved = parseIptablesSave(await (startSaved ?? ip6tables.save()));
+      const { rules } = planReconcile({ taps: [], chains: [], jumps: nodeIpv6Rules(), fixed: [], rules: [] }, { links: [], addresses: [], saved });
+      await ip6tables.restore(renderRestore(rules));
+      return rules.insert.length + rules.delete.length;
+    } catch (error) {
+      this.options.logger.error("cannot set the ip6tables drop of guest traffic; the TAPs still have IPv6 off, and the next reconcile tries again", {
+        error: (error as Error).message,
+      });
+      return 0;
+    }
+  }
+
+  /**
+   * Gives an existing TAP the node's owner and group (TapCreator re-attaches to it). Refused
+   * while a VMM holds the TAP: logged, and the next reconcile tries again. Returns whether it
+   * was done.
+   */
+  private async reattachTap(tapName: string): Promise<boolean> {
+    try {
+      const { detached } = await this.options.taps.add(tapName);
+      await detached;
+      return true;
+    } catch (error) {
+      this.options.logger.warn("cannot give a TAP the node's --tap-owner/--tap-group (a VMM may hold it); the next reconcile tries again", {
+        tap: tapName,
+        error: (error as Error).message,
+      });
+      return false;
+    }
   }
 
   private reserve(network: InstanceNetwork): void {

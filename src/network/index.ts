@@ -82,7 +82,14 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   const iptables = new Iptables({ ...options.iptables, launcher, ...(observer === undefined ? {} : { observer }) });
   // Rarely used (reconciles only): exec'd through the launcher, no long-lived session.
   const ip6tables = existsSync("/proc/sys/net/ipv6")
-    ? new Iptables({ restoreCommand: "ip6tables-restore", saveCommand: "ip6tables-save", ...options.ip6tables, launcher, session: false })
+    ? new Iptables({
+        restoreCommand: "ip6tables-restore",
+        saveCommand: "ip6tables-save",
+        ...options.ip6tables,
+        launcher,
+        session: false,
+        ...(observer === undefined ? {} : { observer }),
+      })
     : undefined;
   const portPolicy = new PortPolicy(options.portPolicy ?? { ...DEFAULT_HOST_PORTS, reserved: [] });
   const functions = new FunctionStrategy({

@@ -1,5 +1,5 @@
 import test from "ava";
-import { errnoOf, ipv6ConfOf, linkKind, routeLocalnetOf } from "./rtnetlink.js";
+import { errnoOf, ipv6ConfOf, linkInfoOf, routeLocalnetOf } from "./rtnetlink.js";
 
 test("errno is read from netlink's message text", (t) => {
   t.is(errnoOf(new Error("Request rejected: ENODEV")), "ENODEV");
@@ -9,9 +9,39 @@ test("errno is read from netlink's message text", (t) => {
 test("link kind is read from the raw IFLA_LINKINFO nest", (t) => {
   // IFLA_INFO_KIND "tun\0" (len 8), then IFLA_INFO_DATA (type 2, len 4, empty).
   const nest = Buffer.from([8, 0, 1, 0, 0x74, 0x75, 0x6e, 0, 4, 0, 2, 0]);
-  t.is(linkKind(nest), "tun");
-  t.is(linkKind(Buffer.from([4, 0, 2, 0])), undefined);
-  t.is(linkKind(undefined), undefined);
+  t.deepEqual(linkInfoOf(nest), { kind: "tun" });
+  t.deepEqual(linkInfoOf(Buffer.from([4, 0, 2, 0])), { kind: undefined });
+  t.deepEqual(linkInfoOf(undefined), { kind: undefined });
+});
+
+test("a tun device's owner and group are read from IFLA_INFO_DATA, and only when present", (t) => {
+  const u32 = (type: number, value: number) => {
+    const attribute = Buffer.alloc(8);
+    attribute.writeUInt16LE(8, 0);
+    attribute.writeUInt16LE(type, 2);
+    attribute.writeUInt32LE(value, 4);
+    return attribute;
+  };
+  const data = (...attributes: Buffer[]) => {
+    const body = Buffer.concat(attributes);
+    const header = Buffer.alloc(4);
+    header.writeUInt16LE(4 + body.length, 0);
+    header.writeUInt16LE(2, 2); // IFLA_INFO_DATA
+    return Buffer.concat([header, body]);
+  };
+  const kind = (name: string) => {
+    const text = Buffer.from(`${name}\0`);
+    const attribute = Buffer.alloc(4 + ((text.length + 3) & ~3));
+    attribute.writeUInt16LE(4 + text.length, 0);
+    attribute.writeUInt16LE(1, 2); // IFLA_INFO_KIND
+    text.copy(attribute, 4);
+    return attribute;
+  };
+  // IFLA_TUN_OWNER 1, IFLA_TUN_GROUP 2, IFLA_TUN_TYPE 3 (u8, padded)
+  const tunType = Buffer.from([5, 0, 3, 0, 2, 0, 0, 0]);
+  t.deepEqual(linkInfoOf(Buffer.concat([kind("tun"), data(u32(1, 65534), u32(2, 123), tunType)])), { kind: "tun", tunOwner: 65534, tunGroup: 123 });
+  t.deepEqual(linkInfoOf(Buffer.concat([kind("tun"), data(tunType)])), { kind: "tun" }, "neither set");
+  t.deepEqual(linkInfoOf(Buffer.concat([kind("veth"), data(u32(1, 7))])), { kind: "veth" }, "only a tun device has an owner");
 });
 
 test("route_localnet is read from IFLA_INET_CONF in the AF_INET part of IFLA_AF_SPEC (devconf 26)", (t) => {

@@ -14,6 +14,9 @@ export interface LinkInfo {
   readonly name: string;
   /** rtnetlink link kind ("tun", "veth", ...); undefined for physical devices and loopback. */
   readonly kind: string | undefined;
+  /** A tun device's owner and group (TUNSETOWNER, TUNSETGROUP); undefined when it has none, or is no tun device. */
+  readonly tunOwner?: number | undefined;
+  readonly tunGroup?: number | undefined;
   /** Administratively up (IFF_UP), whatever the carrier. */
   readonly up: boolean;
   readonly mtu: number;
@@ -57,14 +60,31 @@ export function kernelError(operation: string, error: unknown): KernelError {
   return new KernelError(operation, errnoOf(error), { cause: error, detail: error instanceof Error ? error.message : String(error) });
 }
 
-/** Reads IFLA_INFO_KIND from the raw IFLA_LINKINFO nest, which the netlink package leaves unparsed. */
-export function linkKind(linkinfo: Buffer | undefined): string | undefined {
-  if (linkinfo === undefined) return undefined;
+const IFLA_INFO_DATA = 2;
+/** In a tun device's IFLA_INFO_DATA, present only when set (<linux/if_link.h>). */
+const IFLA_TUN_OWNER = 1;
+const IFLA_TUN_GROUP = 2;
+
+/**
+ * The kind (IFLA_INFO_KIND) from the raw IFLA_LINKINFO nest, which the netlink package leaves
+ * unparsed, and, for a tun device, its owner and group.
+ */
+export function linkInfoOf(linkinfo: Buffer | undefined): { kind: string | undefined; tunOwner?: number; tunGroup?: number } {
+  if (linkinfo === undefined) return { kind: undefined };
   let kind: string | undefined;
+  let data: [number, number] | undefined;
   forEachAttribute(linkinfo, 0, linkinfo.length, (type, start, end) => {
     if (type === IFLA_INFO_KIND && kind === undefined) kind = linkinfo.toString("utf8", start, end).replace(/\0+$/, "");
+    else if (type === IFLA_INFO_DATA) data = [start, end];
   });
-  return kind;
+  if (kind !== "tun" || data === undefined) return { kind };
+  const info: { kind: string; tunOwner?: number; tunGroup?: number } = { kind };
+  forEachAttribute(linkinfo, data[0], data[1], (type, start, end) => {
+    if (end - start < 4) return;
+    if (type === IFLA_TUN_OWNER) info.tunOwner = linkinfo.readUInt32LE(start);
+    else if (type === IFLA_TUN_GROUP) info.tunGroup = linkinfo.readUInt32LE(start);
+  });
+  return info;
 }
 
 /** The IPv4 devconf in the AF_INET part of IFLA_AF_SPEC. */
@@ -388,13 +408,13 @@ export function parseLink(data: Buffer): LinkInfo | undefined {
   if (data.length < IFINFOMSG_BYTES) return undefined;
   let name = "";
   let mtu = 0;
-  let kind: string | undefined;
+  let info: ReturnType<typeof linkInfoOf> = { kind: undefined };
   let routeLocalnet: boolean | undefined;
   let ipv6: Ipv6LinkConf | undefined;
   forEachAttribute(data, IFINFOMSG_BYTES, data.length, (type, start, end) => {
     if (type === IFLA_IFNAME) name = data.toString("utf8", start, end).replace(/\0+$/, "");
     else if (type === IFLA_MTU && end - start >= 4) mtu = data.readUInt32LE(start);
-    else if (type === IFLA_LINKINFO) kind = linkKind(data.subarray(start, end));
+    else if (type === IFLA_LINKINFO) info = linkInfoOf(data.subarray(start, end));
     else if (type === IFLA_AF_SPEC) {
       forEachAttribute(data, start, end, (family, from, to) => {
         if (family === AF_INET) routeLocalnet = routeLocalnetOf(data.subarray(from, to));
@@ -402,7 +422,7 @@ export function parseLink(data: Buffer): LinkInfo | undefined {
       });
     }
   });
-  return { index: data.readInt32LE(4), name, kind, up: (data.readUInt32LE(8) & IFF_UP) !== 0, mtu, routeLocalnet, ipv6 };
+  return { index: data.readInt32LE(4), name, ...info, up: (data.readUInt32LE(8) & IFF_UP) !== 0, mtu, routeLocalnet, ipv6 };
 }
 
 export function parseAddress(data: Buffer): AddressInfo | undefined {

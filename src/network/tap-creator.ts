@@ -128,6 +128,11 @@ export class TapCreator {
     this.options = options;
   }
 
+  /** The owner and group every TAP gets; undefined where the TAP keeps what it has. */
+  get ownership(): { readonly owner: number | undefined; readonly group: number | undefined } {
+    return { owner: this.options.owner ?? (this.options.group === undefined ? 0 : undefined), group: this.options.group };
+  }
+
   /**
    * Resolves once the TAP exists, with a promise of our descriptor detached from it: the TAP
    * can be configured meanwhile, and a VMM can attach once that promise has resolved.
@@ -163,7 +168,7 @@ export class TapCreator {
     const workerData = {
       tunIoctl: new URL("./tun-ioctl.mjs", import.meta.url).href,
       flags: TAP_FLAGS,
-      owner: this.options.owner ?? (this.options.group === undefined ? 0 : undefined),
+      ...this.ownership,
       group: this.options.group,
       ipv6Sysctls: Object.entries(TAP_IPV6_SYSCTLS),
     };

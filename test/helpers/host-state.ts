@@ -1,6 +1,6 @@
 /**
  * What a refused request must leave byte-identical on the node: the raw JSON of `ip -j link`
- * and `ip -j addr`, and the whole ruleset, timestamps of iptables-save aside. The service's
+ * and `ip -j addr`, and the whole ruleset, IPv4 and IPv6, timestamps of iptables-save aside. The service's
  * spare TAPs are left out: it makes them in the background, whatever the requests.
  */
 import { isSpareTapName } from "../../src/network/spare-taps.js";
@@ -10,19 +10,27 @@ export interface HostState {
   readonly links: string;
   readonly addrs: string;
   readonly rules: string;
+  readonly rules6: string;
 }
 
-/** Read at once: the TAPs have no IPv6, so no duplicate address detection changes them after the fact. */
+/**
+ * Read at once. The one flag that changes by itself is left out: "tentative", on the IPv6
+ * link-local addresses of the topology's own links (the TAPs have no IPv6), which the
+ * kernel's duplicate address detection clears about a second after a link comes up.
+ */
 export async function hostState(topology: Topology): Promise<HostState> {
-  const [links, addrs, rules] = await Promise.all([
+  const [links, addrs, rules, rules6] = await Promise.all([
     topology.execNode("ip", ["-j", "link"]),
     topology.execNode("ip", ["-j", "addr"]),
     topology.execNode("iptables-save"),
+    topology.execNode("ip6tables-save"),
   ]);
+  const untimed = (save: string) => save.replace(/^# (Generated|Completed) .*$/gm, "");
   return {
     links: withoutSpares(String(links.stdout)),
-    addrs: withoutSpares(String(addrs.stdout)),
-    rules: String(rules.stdout).replace(/^# (Generated|Completed) .*$/gm, ""),
+    addrs: withoutSpares(String(addrs.stdout)).replaceAll('"tentative":true,', ""),
+    rules: untimed(String(rules.stdout)),
+    rules6: untimed(String(rules6.stdout)),
   };
 }
 

@@ -5,7 +5,7 @@
  * service's rule rendering cannot hide itself.
  */
 import type { InstanceNetwork } from "../../src/gen/rik/network/v1/workload_network_pb.js";
-import { iptablesSave, ipAddrs, ipLinks, ipv4ByLink, rulesMatching, tapLinks } from "./kernel-state.js";
+import { ip6tablesSave, iptablesSave, ipAddrs, ipLinks, ipv4ByLink, rulesMatching, tapLinks } from "./kernel-state.js";
 
 const PROTOCOLS: Record<number, string> = { 1: "tcp", 2: "udp" };
 
@@ -78,7 +78,7 @@ function difference(label: string, actual: readonly string[], expected: readonly
 
 /** Every way the kernel differs from "exactly these instances, on a pool of `pool`". */
 export async function kernelDiff(ns: string, networks: readonly InstanceNetwork[], pool: string): Promise<string[]> {
-  const [links, addrs, save] = await Promise.all([ipLinks(ns), ipAddrs(ns), iptablesSave(ns)]);
+  const [links, addrs, save, save6] = await Promise.all([ipLinks(ns), ipAddrs(ns), iptablesSave(ns), ip6tablesSave(ns)]);
   const taps = tapLinks(links);
   const byLink = ipv4ByLink(addrs);
   const diffs = difference(
@@ -111,6 +111,7 @@ export async function kernelDiff(ns: string, networks: readonly InstanceNetwork[
     const expected = nodeRules.filter((line) => line.startsWith(`-A ${chain} `));
     if (chainOrder(save, chain).join("\n") !== expected.join("\n")) diffs.push(`${chain} is not exactly, in order: ${expected.join(" | ")}`);
   }
+  diffs.push(...difference("ip6tables rule", rulesMatching(save6, "rik"), ["-A PREROUTING -i rik+ -m comment --comment rik-network -j DROP"]));
   const strays = save
     .split("\n")
     .filter((line) => /^-A RIKLET(-[A-Z0-9-]+)? /.test(line) && !line.includes("rik:") && !line.includes("rik-network"));

@@ -139,6 +139,12 @@ export async function iptablesSave(ns: string, table?: string): Promise<string> 
   return normalizeIptablesSave(String(stdout));
 }
 
+/** Normalized `ip6tables-save` (all tables, or only `table`) in `ns`. */
+export async function ip6tablesSave(ns: string, table?: string): Promise<string> {
+  const { stdout } = await execIn(ns, "ip6tables-save", table === undefined ? [] : ["-t", table]);
+  return normalizeIptablesSave(String(stdout));
+}
+
 /** The rule lines (`-A ...`) of a save that contain `substring`. */
 export function rulesMatching(save: string, substring: string): string[] {
   return save.split("\n").filter((line) => line.startsWith("-A ") && line.includes(substring));
@@ -184,6 +190,9 @@ export function comparable(state: KernelSnapshot) {
     iptables: state.iptables,
   };
 }
+
+/** What tapIpv6 shows of every TAP: IPv6 off, so no IPv6 address at all. */
+export const WITHOUT_IPV6 = { sysctls: { ...TAP_IPV6_SYSCTLS }, addresses: [] as string[] };
 
 /**
  * The IPv6 side of `tap` in `ns`: its TAP_IPV6_SYSCTLS as /proc/sys shows them, and its IPv6
