@@ -1,0 +1,82 @@
+/**
+ * The kernel state one scripted workload leaves, as normalized text, to show that a change
+ * (a refactoring, a new backend) leaves the kernel exactly as before:
+ *
+ *   node --import tsx bench/kernel-snapshot.ts > before.txt   # at the old commit
+ *   node --import tsx bench/kernel-snapshot.ts > after.txt    # at the new one
+ *   diff before.txt after.txt
+ *
+ * The workload, on the real service (from source, --spare-taps 0 so that no background
+ * refill makes the result depend on timing) in a throwaway namespace: four Functions with
+ * TCP, UDP, hostIP-bound and no exposure, then one DESTROY. What is printed: iptables-save and
+ * ip6tables-save, `ip -d -j link` and `ip -j addr` without what the kernel picks anew every
+ * run (indexes, MACs, counters), and each TAP's route_localnet and IPv6 sysctls.
+ */
+import { ip6tablesSave, ipAddrs, iptablesSave, ipLinks } from "../test/helpers/kernel-state.js";
+import { execIn, Topology } from "../test/helpers/netns.js";
+import { startService } from "../test/helpers/service-process.js";
+import { functionDefinition, WorkloadClient } from "../test/helpers/workload-client.js";
+
+const cleanups: (() => unknown)[] = [];
+const host = { teardown: (fn: () => unknown) => void cleanups.push(fn) };
+
+/** Drops the fields the kernel picks anew on every run. */
+function stable(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(stable);
+  if (typeof value !== "object" || value === null) return value;
+  const volatile = new Set(["ifindex", "link_index", "address", "broadcast", "link_netnsid", "stats64", "num_tx_queues", "num_rx_queues"]);
+  return Object.fromEntries(Object.entries(value).filter(([key]) => !volatile.has(key)).map(([key, inner]) => [key, stable(inner)]));
+}
+
+async function main(): Promise<void> {
+  const topology = await Topology.create({ teardown: host });
+  const service = await startService({ nodeNs: topology.node, extraArgs: ["--spare-taps", "0", "--resync-interval", "0"], readyTimeoutMs: 60_000 });
+  cleanups.push(() => service.stop());
+  const client = new WorkloadClient(service.address);
+  cleanups.push(() => client.close());
+
+  const networks = [
+    await client.create("snap-a", functionDefinition({ exposure: { port: 8080, targetPort: 3000 } })),
+    await client.create(
+      "snap-b",
+      functionDefinition({ exposure: [{ port: 8081, targetPort: 3000 }, { port: 5353, targetPort: 53, protocol: "UDP", hostIP: topology.nodeIp }] }),
+    ),
+    await client.create("snap-c", functionDefinition()),
+    await client.create("snap-d", functionDefinition({ exposure: { port: 9000, targetPort: 9000 } })),
+  ];
+  await client.destroy("snap-d");
+
+  const [save, save6, links, addrs] = await Promise.all([iptablesSave(topology.node), ip6tablesSave(topology.node), ipLinks(topology.node), ipAddrs(topology.node)]);
+  const sysctls: string[] = [];
+  for (const { network } of networks.slice(0, 3)) {
+    const tap = network.value!.tapName;
+    const keys = [`ipv4/conf/${tap}/route_localnet`, `ipv6/conf/${tap}/disable_ipv6`, `ipv6/conf/${tap}/accept_ra`, `ipv6/conf/${tap}/addr_gen_mode`];
+    // Read inside the namespace: /proc/sys/net shows the reader's own.
+    const { stdout } = await execIn(topology.node, "cat", keys.map((key) => `/proc/sys/net/${key}`));
+    sysctls.push(`${tap} ${String(stdout).trim().split("\n").map((value, at) => `${keys[at]!.split("/").at(-1)}=${value}`).join(" ")}`);
+  }
+  const replies = networks.map((reply) => JSON.stringify(reply.network.value, (_key, value: unknown) => (typeof value === "bigint" ? String(value) : value)));
+  process.stdout.write(
+    [
+      "# replies",
+      ...replies,
+      "# iptables-save",
+      save,
+      "# ip6tables-save",
+      save6,
+      "# ip -d -j link",
+      JSON.stringify(stable(links), null, 1),
+      "# ip -j addr",
+      JSON.stringify(stable(addrs), null, 1),
+      "# sysctls",
+      ...sysctls,
+      "",
+    ].join("\n"),
+  );
+}
+
+try {
+  await main();
+} finally {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+}
