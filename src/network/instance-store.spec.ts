@@ -3,7 +3,7 @@ import type fs from "node:fs";
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { enospc, patchFs } from "../../test/helpers/fs-faults.js";
+import { diskFull, enospc, patchFs } from "../../test/helpers/fs-faults.js";
 import { InstanceStore, type InstanceRecord } from "./instance-store.js";
 import { NetworkError } from "./network-error.js";
 
@@ -159,10 +159,7 @@ test.serial("a put the state directory cannot take is UNAVAILABLE, names the dir
   await store.put(record("a"));
   const before = readFileSync(store.path, "utf8");
   let full = true;
-  patchFs(t, "writeSync", (original) => ((...args: Parameters<typeof original>) => {
-    if (full) throw enospc("write");
-    return original(...args);
-  }) as typeof original);
+  diskFull(t, () => full);
   const error = await t.throwsAsync(store.put(record("a", "destroying"), "crash-safe"), { instanceOf: NetworkError });
   t.is(error.code, "unavailable");
   t.true(error.message.includes(`state directory ${dir}`), error.message);
@@ -190,10 +187,7 @@ test.serial("a remove that cannot be written forgets the record anyway: the next
   await store.put(record("a"));
   await store.put(record("b"));
   let full = true;
-  patchFs(t, "writeSync", (original) => ((...args: Parameters<typeof original>) => {
-    if (full) throw enospc("write");
-    return original(...args);
-  }) as typeof original);
+  diskFull(t, () => full);
   const error = await t.throwsAsync(store.remove("a"), { instanceOf: NetworkError });
   t.is(error.code, "unavailable");
   t.regex(error.message, /the removal of instance "a"/);

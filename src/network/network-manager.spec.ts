@@ -2,9 +2,9 @@ import test from "ava";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import winston from "winston";
-import { enospc, patchFs } from "../../test/helpers/fs-faults.js";
+import { captureLogger } from "../../test/helpers/capture-logger.js";
+import { diskFull } from "../../test/helpers/fs-faults.js";
 import type { InstanceNetwork } from "./instance-network.js";
 import { InstanceStore } from "./instance-store.js";
 import { NetworkError, type NetworkErrorCode } from "./network-error.js";
@@ -15,17 +15,6 @@ import type { WorkloadDefinition } from "./workload-definition.js";
 import type { WorkloadStrategy } from "./workload-strategy.js";
 
 const logger = winston.createLogger({ silent: true });
-
-/** A logger whose lines the test reads. */
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const capturing = winston.createLogger({
-    level: "debug",
-    transports: [new winston.transports.Stream({ stream: new Writable({ write: (chunk, _encoding, done) => done(void lines.push(JSON.parse(String(chunk)))) }) })],
-    format: winston.format.json(),
-  });
-  return { logger: capturing, lines };
-}
 
 /** Records the calls the manager makes; the kernel side is covered by the integration tests. */
 class RecordingStrategy implements WorkloadStrategy {
@@ -230,14 +219,6 @@ test("after close, new operations are refused as UNAVAILABLE", async (t) => {
   t.is(error.code, "unavailable");
 });
 
-/** Makes every write(2) fail as a full disk does, while `full()` holds. */
-function diskFull(t: { teardown(fn: () => void): void }, full: () => boolean) {
-  patchFs(t, "writeSync", (original) => ((...args: Parameters<typeof original>) => {
-    if (full()) throw enospc("write");
-    return original(...args);
-  }) as typeof original);
-}
-
 /**
  * The disk fills up with the "running" line: the intent fits (e.g. in the journal's last
  * page), the "running" line does not, nor the removal after it. Returns what frees it.
@@ -321,7 +302,7 @@ test.serial("a DESTROY the state directory cannot record is UNAVAILABLE and leav
 });
 
 test.serial("a DESTROY whose record removal fails succeeds, logs it, and the next start finishes it", async (t) => {
-  const { logger: capturing, lines } = capturingLogger();
+  const { logger: capturing, lines } = captureLogger();
   const { dir, strategy, manager, store } = await setup(t, undefined, { logger: capturing });
   await create(manager, "a");
   const put = store.put.bind(store);
