@@ -66,7 +66,7 @@ export interface NetworkPlaneOptions {
 export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<NetworkPlane & { close(): Promise<void> }> {
   const { logger, observer } = options;
   const pool = Ipv4Cidr.parse(options.pool);
-  const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR);
+  const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR, { logger });
   const rtnetlink = Rtnetlink.open();
   const sockDiag = SockDiag.open();
   const taps = new TapCreator({

@@ -3,6 +3,7 @@ import type fs from "node:fs";
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { captureLogger } from "../../test/helpers/capture-logger.js";
 import { diskFull, enospc, patchFs } from "../../test/helpers/fs-faults.js";
 import { InstanceStore, type InstanceRecord } from "./instance-store.js";
 import { NetworkError } from "./network-error.js";
@@ -138,19 +139,84 @@ test("a compaction file left by a crash is never read, and is removed at start",
   t.false(existsSync(join(dir, "instances.journal.tmp")));
 });
 
-test.serial("a compaction that fails removes its half-written file and leaves the journal as it was", async (t) => {
+/** Every compaction fails as on a full disk: its temporary file can be neither written nor synced. */
+function compactionsFail(t: { teardown(fn: () => void): void }) {
+  patchFs(t, "writeFileSync", () => () => {
+    throw enospc("write");
+  });
+  patchFs(t, "fsyncSync", () => () => {
+    throw enospc("fsync");
+  });
+}
+
+test.serial("a compaction that fails at load removes its half-written file, leaves the journal as it was, and the load goes on", async (t) => {
   const { dir, store } = tempStore(t);
   t.teardown(() => store.close());
   await store.put(record("a", "creating"), "crash-safe");
   await store.put(record("a"));
   const before = readFileSync(store.path, "utf8");
+  let tried = false;
   patchFs(t, "fsyncSync", () => () => {
+    tried = true;
     throw enospc("fsync");
   });
-  // Two lines for one record: load compacts.
-  t.throws(() => store.load(), { message: /ENOSPC/ });
+  const { logger, lines } = captureLogger();
+  const reopened = InstanceStore.open(dir, { logger });
+  t.teardown(() => reopened.close());
+  // Two lines for one record: load compacts, and cannot.
+  t.deepEqual(reopened.load(), [record("a")]);
+  t.true(tried, "the test's premise: load tried to compact");
   t.false(existsSync(join(dir, "instances.journal.tmp")), "no half-written compaction left behind");
   t.is(readFileSync(store.path, "utf8"), before);
+  t.like(lines, [{ level: "warn", state_dir: dir }]);
+  t.true(String(lines[0]?.["message"]).includes(`state directory ${dir}`), String(lines[0]?.["message"]));
+  t.regex(String(lines[0]?.["error"]), /ENOSPC/);
+});
+
+test.serial("on a full disk, load cuts off a line cut short without compacting, and the journal takes lines again once there is room", async (t) => {
+  const { dir, store } = tempStore(t);
+  await store.put(record("a", "creating"), "crash-safe");
+  await store.put(record("a"));
+  store.close();
+  const whole = readFileSync(join(dir, "instances.journal"), "utf8");
+  appendFileSync(join(dir, "instances.journal"), '{"format":1,"put":{"instanceId":"b","sta');
+  compactionsFail(t);
+  let full = true;
+  diskFull(t, () => full);
+  const reopened = InstanceStore.open(dir);
+  t.deepEqual(reopened.load(), [record("a")]);
+  t.is(readFileSync(reopened.path, "utf8"), whole, "the line cut short is gone, the whole lines are as they were");
+  full = false;
+  await reopened.put(record("c"));
+  reopened.close();
+  const again = InstanceStore.open(dir);
+  t.teardown(() => again.close());
+  t.deepEqual(again.load(), [record("a"), record("c")]);
+});
+
+test.serial("migrating an older version's files needs a compaction: when the disk refuses it, the start stops with UNAVAILABLE naming the directory, and the files stay", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "rik-store-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, "instances"));
+  writeFileSync(join(dir, "instances", "a.json"), JSON.stringify({ format: 1, record: record("a") }));
+  const store = InstanceStore.open(dir);
+  t.teardown(() => store.close());
+  compactionsFail(t);
+  const error = t.throws(() => store.load(), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.regex(error.message, new RegExp(`^cannot use state directory ${dir}: ENOSPC.*; free space on it, then start again$`));
+  t.true(existsSync(join(dir, "instances", "a.json")), "the older version's file is kept until the journal holds it");
+});
+
+test.serial("a journal that cannot be read stops the load with UNAVAILABLE naming the directory, not a raw error", (t) => {
+  const { dir, store } = tempStore(t);
+  t.teardown(() => store.close());
+  patchFs(t, "readFileSync", () => () => {
+    throw Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
+  });
+  const error = t.throws(() => store.load(), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.regex(error.message, new RegExp(`^cannot use state directory ${dir}: EIO.*; check --state-dir$`));
 });
 
 test.serial("a put the state directory cannot take is UNAVAILABLE, names the directory, and changes nothing", async (t) => {
