@@ -248,24 +248,56 @@ test.serial("a write cut short (a short write(2)) is cut back out of the journal
   t.is(readFileSync(store.path, "utf8"), before, "no partial line left");
 });
 
-test.serial("a remove that cannot be written forgets the record anyway: the next compaction drops it", async (t) => {
+/** A store holding "a" and "b", on a disk that is full until `free()`. */
+async function twoRecordsOnFullDisk(t: { teardown(fn: () => void): void }) {
   const { dir, store } = tempStore(t);
   await store.put(record("a"));
   await store.put(record("b"));
   let full = true;
   diskFull(t, () => full);
+  return { dir, store, free: () => void (full = false) };
+}
+
+test.serial("a remove that cannot be written forgets the record anyway, and is written before the next line", async (t) => {
+  const { dir, store, free } = await twoRecordsOnFullDisk(t);
   const error = await t.throwsAsync(store.remove("a"), { instanceOf: NetworkError });
   t.is(error.code, "unavailable");
   t.regex(error.message, /the removal of instance "a"/);
   await t.notThrowsAsync(store.remove("a"), "already forgotten");
-  full = false;
-  // The next durable write compacts: the journal's stale line of "a" goes.
-  await store.put(record("c"));
-  t.deepEqual(journalLines(store).map((line) => JSON.parse(line).put.instanceId), ["b", "c"]);
+  await t.throwsAsync(store.put(record("c"), "crash-safe"), { instanceOf: NetworkError }, "still full: neither is written");
+  free();
+  let synced = 0;
+  patchFs(t, "fdatasync", (original) => ((fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
+    synced++;
+    original(fd, callback);
+  }) as typeof fs.fdatasync);
+  // Crash-safe: no compaction, no sync of its own. The removal goes first, in the same write.
+  await store.put(record("c"), "crash-safe");
+  t.deepEqual(journalLines(store).slice(-2).map((line) => JSON.parse(line)), [{ format: 1, remove: "a" }, { format: 1, put: record("c") }]);
+  t.is(synced, 1, "a removal is synced even when the line that carries it need not be");
   store.close();
   const reopened = InstanceStore.open(dir);
   t.teardown(() => reopened.close());
   t.deepEqual(reopened.load().map((r) => r.instanceId), ["b", "c"]);
+});
+
+test.serial("writePending writes the removals the disk refused, once it has room, and nothing otherwise", async (t) => {
+  const { dir, store, free } = await twoRecordsOnFullDisk(t);
+  await t.throwsAsync(store.remove("a"));
+  await t.throwsAsync(store.remove("b"));
+  const refused = await t.throwsAsync(store.writePending(), { instanceOf: NetworkError });
+  t.is(refused.code, "unavailable");
+  t.regex(refused.message, /the removal of instance "a", instance "b" in state directory .*free space on it/);
+  free();
+  await store.writePending();
+  const lines = journalLines(store);
+  t.deepEqual(lines.slice(-2).map((line) => JSON.parse(line)), [{ format: 1, remove: "a" }, { format: 1, remove: "b" }]);
+  await store.writePending();
+  t.is(journalLines(store).length, lines.length, "nothing left to write");
+  store.close();
+  const reopened = InstanceStore.open(dir);
+  t.teardown(() => reopened.close());
+  t.deepEqual(reopened.load(), []);
 });
 
 test.serial("a failed fdatasync fails the durable put as UNAVAILABLE", async (t) => {

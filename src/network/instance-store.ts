@@ -102,8 +102,13 @@ export class InstanceStore {
   private readonly live = new Map<string, string>();
   /** Concurrent durable writes share one fdatasync (and compaction runs between them). */
   private readonly sync: CoalescingQueue<void>;
-  /** A remove could not be written: the journal still holds a record that is gone, until the next compaction. */
-  private stale = false;
+  /**
+   * Removals the journal could not take: written before the next line (whatever its
+   * instance), by `writePending`, or made moot by the next compaction, which omits them as
+   * they are gone from `live`. Until then the journal holds a record that is gone, which a
+   * restart would act on.
+   */
+  private readonly pendingRemovals = new Set<string>();
 
   private constructor(stateDir: string, directoryFd: number, logger: Logger | undefined) {
     this.stateDir = stateDir;
@@ -116,7 +121,7 @@ export class InstanceStore {
     this.sync = new CoalescingQueue(async () => {
       const fd = this.fd;
       await new Promise<void>((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
-      if (!this.stale && (this.lines < COMPACT_MIN_LINES || this.lines < 4 * this.live.size)) return;
+      if (this.lines < COMPACT_MIN_LINES || this.lines < 4 * this.live.size) return;
       try {
         this.compact();
       } catch {
@@ -172,6 +177,8 @@ export class InstanceStore {
       if ("put" in entry) records.set(entry.put.instanceId, entry.put);
       else records.delete(entry.remove);
     });
+    // Removals this process could not write yet are removals all the same.
+    for (const instanceId of this.pendingRemovals) records.delete(instanceId);
     this.live.clear();
     for (const record of records.values()) this.live.set(record.instanceId, lineOf({ format: FORMAT, put: record }));
     this.lines = lines.length;
@@ -203,19 +210,23 @@ export class InstanceStore {
   async put(record: InstanceRecord, durability: "durable" | "crash-safe" = "durable"): Promise<void> {
     const what = `instance "${record.instanceId}" (${record.status})`;
     const line = lineOf({ format: FORMAT, put: record });
+    let carried: number;
     try {
-      this.append(line);
+      carried = this.append(line);
     } catch (error) {
       throw unwritable(this.stateDir, what, error);
     }
     this.live.set(record.instanceId, line);
     if (durability === "durable") await this.synced(what);
+    // Removals are durable when first written: carried by a crash-safe line, they are synced
+    // all the same, without holding the caller (a failure leaves them to the next sync).
+    else if (carried > 0) this.sync.submit().catch(() => undefined);
   }
 
   /**
    * Forgets the record, then appends its removal. The record leaves the live set first, so
-   * that when the line cannot be written, no compaction writes the record back: the next
-   * one (forced by the next durable write) drops the journal's stale line of it.
+   * that no compaction writes it back. When the line cannot be written, the removal is kept
+   * pending (`pendingRemovals`) and written as soon as the journal takes a line again.
    */
   async remove(instanceId: string): Promise<void> {
     if (!this.live.delete(instanceId)) return;
@@ -223,7 +234,19 @@ export class InstanceStore {
     try {
       this.append(lineOf({ format: FORMAT, remove: instanceId }));
     } catch (error) {
-      this.stale = true;
+      this.pendingRemovals.add(instanceId);
+      throw unwritable(this.stateDir, what, error);
+    }
+    await this.synced(what);
+  }
+
+  /** Writes the removals that could not be written before, durably; does nothing when there are none. */
+  async writePending(): Promise<void> {
+    if (this.pendingRemovals.size === 0) return;
+    const what = `the removal of ${[...this.pendingRemovals].map((id) => `instance "${id}"`).join(", ")}`;
+    try {
+      this.append("");
+    } catch (error) {
       throw unwritable(this.stateDir, what, error);
     }
     await this.synced(what);
@@ -246,9 +269,14 @@ export class InstanceStore {
     closeSync(this.directoryFd);
   }
 
-  /** One write(2): the journal holds the whole line or, after a failure, none of it. */
-  private append(line: string): void {
-    const bytes = Buffer.from(line);
+  /**
+   * One write(2) of the pending removals, then `line`: the journal holds them all or, after
+   * a failure, none of them (and the removals stay pending). Returns how many removals it
+   * carried.
+   */
+  private append(line: string): number {
+    const removals = [...this.pendingRemovals];
+    const bytes = Buffer.from(removals.map((instanceId) => lineOf({ format: FORMAT, remove: instanceId })).join("") + line);
     try {
       const written = writeSync(this.fd, bytes);
       if (written !== bytes.length) {
@@ -263,8 +291,10 @@ export class InstanceStore {
       }
       throw error;
     }
+    this.pendingRemovals.clear();
     this.size += bytes.length;
-    this.lines += 1;
+    this.lines += removals.length + (line === "" ? 0 : 1);
+    return removals.length;
   }
 
   /**
@@ -292,7 +322,8 @@ export class InstanceStore {
       rmSync(temporary, { force: true });
       throw error;
     }
-    this.stale = false;
+    // Gone from `live`, so not in the new journal: nothing of them is left to write.
+    this.pendingRemovals.clear();
     // From the rename on, appends must go to the new journal, whatever fails next.
     closeSync(this.fd);
     this.fd = next;

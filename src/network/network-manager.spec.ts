@@ -1,4 +1,4 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -316,12 +316,64 @@ test.serial("a DESTROY whose record removal fails succeeds, logs it, and the nex
   t.deepEqual(strategy.calls, ["setup", "realize a", "teardown a"]);
   t.deepEqual(manager.list(), []);
   t.false(strategy.reserved.has("a"));
-  t.truthy(lines.find((line) => line["level"] === "warn" && line["instance_id"] === "a" && /could not be removed from the journal/.test(String(line["message"]))));
+  t.truthy(lines.find((line) => line["level"] === "warn" && line["instance_id"] === "a" && /cannot take its removal yet/.test(String(line["message"]))));
   full = false;
   await manager.close();
   store.close();
   const restarted = await setup(t, dir);
   t.deepEqual(restarted.manager.list(), []);
+  t.deepEqual(restarted.store.load(), []);
+});
+
+/**
+ * A CREATE whose realize fails once its "running" line is written, on a disk that fills up
+ * as it fails: the removal of the instance cannot be written, and the journal's last line of
+ * it says "running". Returns what frees the disk.
+ */
+async function failedCreateWithRunningLine(t: ExecutionContext) {
+  const { logger: capturing, lines } = captureLogger();
+  const harness = await setup(t, undefined, { logger: capturing });
+  let full = false;
+  diskFull(t, () => full);
+  harness.strategy.realize = async () => {
+    full = true;
+    throw new NetworkError("internal", "kernel said no");
+  };
+  await t.throwsAsync(create(harness.manager, "a"), { message: "kernel said no" });
+  t.deepEqual(harness.manager.list(), []);
+  t.truthy(lines.find((line) => line["level"] === "warn" && line["instance_id"] === "a" && /cannot take its removal yet/.test(String(line["message"]))));
+  const journal = readFileSync(join(harness.dir, "instances.journal"), "utf8").split("\n").filter(Boolean);
+  t.like(JSON.parse(journal.at(-1)!), { put: { instanceId: "a", status: "running" } }, "the test's premise: the journal's last line of it says running");
+  return { ...harness, free: () => void (full = false) };
+}
+
+test.serial("a failed CREATE whose removal the disk refused: the next resync writes it once there is room, and a restart does not bring it back", async (t) => {
+  const { dir, manager, store, free } = await failedCreateWithRunningLine(t);
+  free();
+  await manager.reconcile("resync");
+  // A crash: the manager is never closed.
+  store.close();
+  const restarted = await setup(t, dir);
+  t.deepEqual(restarted.strategy.reconciledWith, [[]], "nothing of it is re-created");
+  t.deepEqual(restarted.manager.list(), []);
+});
+
+test.serial("a failed CREATE whose removal the disk refused: a stop writes it once there is room, and the restart does not bring it back", async (t) => {
+  const { dir, manager, store, free } = await failedCreateWithRunningLine(t);
+  free();
+  await manager.close();
+  store.close();
+  const restarted = await setup(t, dir);
+  t.deepEqual(restarted.manager.list(), []);
+});
+
+test.serial("a failed CREATE whose removal the disk refused: a crash before the journal takes a line again brings it back, as the README says, until a DESTROY", async (t) => {
+  const { dir, store, free } = await failedCreateWithRunningLine(t);
+  store.close();
+  free();
+  const restarted = await setup(t, dir);
+  t.deepEqual(restarted.manager.list().map((n) => [n.instanceId, n.status]), [["a", "running"]]);
+  t.is((await destroy(restarted.manager, "a")).status, "terminated");
   t.deepEqual(restarted.store.load(), []);
 });
 
