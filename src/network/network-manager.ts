@@ -125,8 +125,8 @@ export class NetworkManager {
    * Undoes a CREATE that failed after its intent was recorded, and throws `original`. A
    * realize that failed has undone its own kernel work (`tornDown`); otherwise the network
    * is torn down here. When some of the kernel work could not be undone, the instance is
-   * kept, with its allocation, as a failed "destroying" one until a DESTROY or the resync
-   * removes what is left; otherwise it is forgotten.
+   * kept, with its allocation, as a failed "destroying" one until a DESTROY or the next
+   * reconcile (the resync, or the next start) removes what is left; otherwise it is forgotten.
    */
   private async undoCreate(strategy: WorkloadStrategy, intent: InstanceRecord, original: unknown, { tornDown }: { tornDown: boolean }): Promise<never> {
     let kernelLeft = rollbackFailuresOf(original).length > 0;
@@ -176,7 +176,7 @@ export class NetworkManager {
     try {
       await strategy.teardown(record.network);
     } catch (error) {
-      // Kept, with its allocation, until a DESTROY or a resync finishes the job: nothing leaks.
+      // Kept, with its allocation, until a DESTROY or the next reconcile finishes the job: nothing leaks.
       const failed = withStatus(record, "destroying", "failed");
       this.records.set(instanceId, failed);
       this.announce(failed.network);
