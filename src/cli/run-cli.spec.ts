@@ -1,7 +1,9 @@
 import test from "ava";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { CliIo } from "./cli-io.js";
 import { clientFlags } from "./client-flags.js";
 import { cliUsage, commands, runCli } from "./run-cli.js";
@@ -121,4 +123,17 @@ test("-h after -- is an argument, not a request for help", async (t) => {
   const { code, stderr } = await run(["get", "--socket", socket, "--", "-h"]);
   t.is(code, 1);
   t.regex(stderr, /UNAVAILABLE/);
+});
+
+/** Whether importing `module` in a fresh node maps koffi's native library (the FFI of the TAP ioctls) into it. */
+async function loadsFfi(module: URL): Promise<boolean> {
+  const script = 'await import(process.argv[1]); process.stdout.write(String(/koffi/.test((await import("node:fs")).readFileSync("/proc/self/maps", "utf8"))));';
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, module.href], { encoding: "utf8" });
+  return stdout === "true";
+}
+
+test("the commands and their configuration load no FFI: only the daemon's network plane does, when serve starts it", async (t) => {
+  t.true(await loadsFfi(new URL("../network/tun-ioctl.mjs", import.meta.url)), "the test's premise: the TAP ioctls' module loads it");
+  t.false(await loadsFfi(new URL("./index.ts", import.meta.url)), "the CLI (list, --help...)");
+  t.false(await loadsFfi(new URL("../config/index.ts", import.meta.url)), "the configuration");
 });

@@ -1,7 +1,6 @@
 import { loadConfig, usage } from "../config/index.js";
 import { createLogger } from "../logger.js";
 import type { CliCommand } from "./cli-command.js";
-import { runDaemon } from "./run-daemon.js";
 
 export const serveCommand: CliCommand = {
   name: "serve",
@@ -10,6 +9,9 @@ export const serveCommand: CliCommand = {
   async run(args, io) {
     // A ConfigError reaches runCli, which prints it as a usage error.
     const config = loadConfig(args, io.env);
+    // Loaded here, not at import: the network plane loads the FFI (koffi, libc) for the TAP
+    // ioctls, which the other commands (list, --help...) have no use for.
+    const { runDaemon } = await import("./run-daemon.js");
     return runDaemon(config, createLogger(config.logLevel), io.signal);
   },
 };

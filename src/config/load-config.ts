@@ -7,7 +7,7 @@ import { Ipv4Cidr } from "../network/ipv4-cidr.js";
 import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/port-policy.js";
 import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/spare-taps.js";
 import { DEFAULT_EGRESS_DENY } from "../network/iptables-rules.js";
-import { MAX_ID } from "../network/tun-ioctl.mjs";
+import { MAX_ID } from "../network/tun-ids.mjs";
 import { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "../network/exposure-limit.js";
 
 /** Where a TCP listener or the metrics endpoint binds. */

@@ -339,7 +339,7 @@ export class FunctionStrategy implements WorkloadStrategy {
     // Independent of each other: our descriptor detaches (in TapCreator's worker), the link
     // comes up with its route_localnet, and its index is looked up for the address, all at once.
     const addressed = rtnetlink.linkIndex(tap.tapName).then(async (index) => {
-      await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
+      await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength, { name: tap.tapName });
       faultPoint("create: address added");
     });
     await Promise.all([detached, addressed, rtnetlink.linkSetUp(tap.tapName, { mtu: tap.mtu, routeLocalnet: this.options.localhost })]);
@@ -427,8 +427,8 @@ export class FunctionStrategy implements WorkloadStrategy {
     );
     for (const tap of plan.createTaps) await this.addTap(tap);
     for (const { tap, index, addAddress, setUp } of plan.repairTaps) {
-      if (addAddress) await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength);
-      if (setUp) await rtnetlink.linkSetUp(index, { mtu: tap.mtu });
+      if (addAddress) await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength, { name: tap.tapName });
+      if (setUp) await rtnetlink.linkSetUp(index, { mtu: tap.mtu, name: tap.tapName });
     }
     // From the link dump: new TAPs got these from addTap.
     const linkByName = new Map(links.map((link) => [link.name, link]));
@@ -450,7 +450,10 @@ export class FunctionStrategy implements WorkloadStrategy {
       if (ours && link.ipv6 !== undefined && !hasNoIpv6(link.ipv6) && turnIpv6Off(link.name)) ipv6Repaired++;
     }
     await this.rules.submit(plan.rules);
-    for (const address of plan.removeAddresses) await rtnetlink.addrDel(address.index, address.address, address.prefixLength);
+    const nameByIndex = new Map(links.map((link) => [link.index, link.name]));
+    for (const address of plan.removeAddresses) {
+      await rtnetlink.addrDel(address.index, address.address, address.prefixLength, { name: nameByIndex.get(address.index) });
+    }
     await Promise.all(plan.deleteTaps.map((tapName) => this.deleteTap(tapName)));
     const ipv6Rules = await this.reconcileIpv6Rules(start?.saved6);
     // Spares are made once the node is in shape: their TAP work would only slow this down.

@@ -19,16 +19,11 @@ import { TapCreator } from "./tap-creator.js";
 import { TapDeleter } from "./tap-deleter.js";
 
 export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, InstanceStatus, PortMapping, Protocol } from "./instance-network.js";
-export { NetworkError, type NetworkErrorCode } from "./network-error.js";
 export type { NetworkPlane, PlaneStats } from "./network-plane.js";
 export type { NetworkObserver } from "./network-observer.js";
-export { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS, type PortPolicyOptions } from "./port-policy.js";
+export type { PortPolicyOptions } from "./port-policy.js";
 
-export { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "./spare-taps.js";
-export { DEFAULT_EGRESS_DENY } from "./iptables-rules.js";
-export { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "./exposure-limit.js";
-
-export const DEFAULT_STATE_DIR = "/var/lib/rik-network";
+const DEFAULT_STATE_DIR = "/var/lib/rik-network";
 
 export interface NetworkPlaneOptions {
   /** CIDR the /30s are taken from, e.g. "10.220.0.0/16". */
@@ -66,7 +61,7 @@ export interface NetworkPlaneOptions {
 export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<NetworkPlane & { close(): Promise<void> }> {
   const { logger, observer } = options;
   const pool = Ipv4Cidr.parse(options.pool);
-  const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR);
+  const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR, { logger });
   const rtnetlink = Rtnetlink.open();
   const sockDiag = SockDiag.open();
   const taps = new TapCreator({

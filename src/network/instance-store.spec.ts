@@ -3,7 +3,8 @@ import type fs from "node:fs";
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { enospc, patchFs } from "../../test/helpers/fs-faults.js";
+import { captureLogger } from "../../test/helpers/capture-logger.js";
+import { diskFull, enospc, patchFs } from "../../test/helpers/fs-faults.js";
 import { InstanceStore, type InstanceRecord } from "./instance-store.js";
 import { NetworkError } from "./network-error.js";
 
@@ -138,19 +139,84 @@ test("a compaction file left by a crash is never read, and is removed at start",
   t.false(existsSync(join(dir, "instances.journal.tmp")));
 });
 
-test.serial("a compaction that fails removes its half-written file and leaves the journal as it was", async (t) => {
+/** Every compaction fails as on a full disk: its temporary file can be neither written nor synced. */
+function compactionsFail(t: { teardown(fn: () => void): void }) {
+  patchFs(t, "writeFileSync", () => () => {
+    throw enospc("write");
+  });
+  patchFs(t, "fsyncSync", () => () => {
+    throw enospc("fsync");
+  });
+}
+
+test.serial("a compaction that fails at load removes its half-written file, leaves the journal as it was, and the load goes on", async (t) => {
   const { dir, store } = tempStore(t);
   t.teardown(() => store.close());
   await store.put(record("a", "creating"), "crash-safe");
   await store.put(record("a"));
   const before = readFileSync(store.path, "utf8");
+  let tried = false;
   patchFs(t, "fsyncSync", () => () => {
+    tried = true;
     throw enospc("fsync");
   });
-  // Two lines for one record: load compacts.
-  t.throws(() => store.load(), { message: /ENOSPC/ });
+  const { logger, lines } = captureLogger();
+  const reopened = InstanceStore.open(dir, { logger });
+  t.teardown(() => reopened.close());
+  // Two lines for one record: load compacts, and cannot.
+  t.deepEqual(reopened.load(), [record("a")]);
+  t.true(tried, "the test's premise: load tried to compact");
   t.false(existsSync(join(dir, "instances.journal.tmp")), "no half-written compaction left behind");
   t.is(readFileSync(store.path, "utf8"), before);
+  t.like(lines, [{ level: "warn", state_dir: dir }]);
+  t.true(String(lines[0]?.["message"]).includes(`state directory ${dir}`), String(lines[0]?.["message"]));
+  t.regex(String(lines[0]?.["error"]), /ENOSPC/);
+});
+
+test.serial("on a full disk, load cuts off a line cut short without compacting, and the journal takes lines again once there is room", async (t) => {
+  const { dir, store } = tempStore(t);
+  await store.put(record("a", "creating"), "crash-safe");
+  await store.put(record("a"));
+  store.close();
+  const whole = readFileSync(join(dir, "instances.journal"), "utf8");
+  appendFileSync(join(dir, "instances.journal"), '{"format":1,"put":{"instanceId":"b","sta');
+  compactionsFail(t);
+  let full = true;
+  diskFull(t, () => full);
+  const reopened = InstanceStore.open(dir);
+  t.deepEqual(reopened.load(), [record("a")]);
+  t.is(readFileSync(reopened.path, "utf8"), whole, "the line cut short is gone, the whole lines are as they were");
+  full = false;
+  await reopened.put(record("c"));
+  reopened.close();
+  const again = InstanceStore.open(dir);
+  t.teardown(() => again.close());
+  t.deepEqual(again.load(), [record("a"), record("c")]);
+});
+
+test.serial("migrating an older version's files needs a compaction: when the disk refuses it, the start stops with UNAVAILABLE naming the directory, and the files stay", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "rik-store-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, "instances"));
+  writeFileSync(join(dir, "instances", "a.json"), JSON.stringify({ format: 1, record: record("a") }));
+  const store = InstanceStore.open(dir);
+  t.teardown(() => store.close());
+  compactionsFail(t);
+  const error = t.throws(() => store.load(), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.regex(error.message, new RegExp(`^cannot use state directory ${dir}: ENOSPC.*; free space on it, then start again$`));
+  t.true(existsSync(join(dir, "instances", "a.json")), "the older version's file is kept until the journal holds it");
+});
+
+test.serial("a journal that cannot be read stops the load with UNAVAILABLE naming the directory, not a raw error", (t) => {
+  const { dir, store } = tempStore(t);
+  t.teardown(() => store.close());
+  patchFs(t, "readFileSync", () => () => {
+    throw Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
+  });
+  const error = t.throws(() => store.load(), { instanceOf: NetworkError });
+  t.is(error.code, "unavailable");
+  t.regex(error.message, new RegExp(`^cannot use state directory ${dir}: EIO.*; check --state-dir$`));
 });
 
 test.serial("a put the state directory cannot take is UNAVAILABLE, names the directory, and changes nothing", async (t) => {
@@ -159,10 +225,7 @@ test.serial("a put the state directory cannot take is UNAVAILABLE, names the dir
   await store.put(record("a"));
   const before = readFileSync(store.path, "utf8");
   let full = true;
-  patchFs(t, "writeSync", (original) => ((...args: Parameters<typeof original>) => {
-    if (full) throw enospc("write");
-    return original(...args);
-  }) as typeof original);
+  diskFull(t, () => full);
   const error = await t.throwsAsync(store.put(record("a", "destroying"), "crash-safe"), { instanceOf: NetworkError });
   t.is(error.code, "unavailable");
   t.true(error.message.includes(`state directory ${dir}`), error.message);
@@ -185,27 +248,56 @@ test.serial("a write cut short (a short write(2)) is cut back out of the journal
   t.is(readFileSync(store.path, "utf8"), before, "no partial line left");
 });
 
-test.serial("a remove that cannot be written forgets the record anyway: the next compaction drops it", async (t) => {
+/** A store holding "a" and "b", on a disk that is full until `free()`. */
+async function twoRecordsOnFullDisk(t: { teardown(fn: () => void): void }) {
   const { dir, store } = tempStore(t);
   await store.put(record("a"));
   await store.put(record("b"));
   let full = true;
-  patchFs(t, "writeSync", (original) => ((...args: Parameters<typeof original>) => {
-    if (full) throw enospc("write");
-    return original(...args);
-  }) as typeof original);
+  diskFull(t, () => full);
+  return { dir, store, free: () => void (full = false) };
+}
+
+test.serial("a remove that cannot be written forgets the record anyway, and is written before the next line", async (t) => {
+  const { dir, store, free } = await twoRecordsOnFullDisk(t);
   const error = await t.throwsAsync(store.remove("a"), { instanceOf: NetworkError });
   t.is(error.code, "unavailable");
   t.regex(error.message, /the removal of instance "a"/);
   await t.notThrowsAsync(store.remove("a"), "already forgotten");
-  full = false;
-  // The next durable write compacts: the journal's stale line of "a" goes.
-  await store.put(record("c"));
-  t.deepEqual(journalLines(store).map((line) => JSON.parse(line).put.instanceId), ["b", "c"]);
+  await t.throwsAsync(store.put(record("c"), "crash-safe"), { instanceOf: NetworkError }, "still full: neither is written");
+  free();
+  let synced = 0;
+  patchFs(t, "fdatasync", (original) => ((fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
+    synced++;
+    original(fd, callback);
+  }) as typeof fs.fdatasync);
+  // Crash-safe: no compaction, no sync of its own. The removal goes first, in the same write.
+  await store.put(record("c"), "crash-safe");
+  t.deepEqual(journalLines(store).slice(-2).map((line) => JSON.parse(line)), [{ format: 1, remove: "a" }, { format: 1, put: record("c") }]);
+  t.is(synced, 1, "a removal is synced even when the line that carries it need not be");
   store.close();
   const reopened = InstanceStore.open(dir);
   t.teardown(() => reopened.close());
   t.deepEqual(reopened.load().map((r) => r.instanceId), ["b", "c"]);
+});
+
+test.serial("writePending writes the removals the disk refused, once it has room, and nothing otherwise", async (t) => {
+  const { dir, store, free } = await twoRecordsOnFullDisk(t);
+  await t.throwsAsync(store.remove("a"));
+  await t.throwsAsync(store.remove("b"));
+  const refused = await t.throwsAsync(store.writePending(), { instanceOf: NetworkError });
+  t.is(refused.code, "unavailable");
+  t.regex(refused.message, /the removal of instance "a", instance "b" in state directory .*free space on it/);
+  free();
+  await store.writePending();
+  const lines = journalLines(store);
+  t.deepEqual(lines.slice(-2).map((line) => JSON.parse(line)), [{ format: 1, remove: "a" }, { format: 1, remove: "b" }]);
+  await store.writePending();
+  t.is(journalLines(store).length, lines.length, "nothing left to write");
+  store.close();
+  const reopened = InstanceStore.open(dir);
+  t.teardown(() => reopened.close());
+  t.deepEqual(reopened.load(), []);
 });
 
 test.serial("a failed fdatasync fails the durable put as UNAVAILABLE", async (t) => {

@@ -16,6 +16,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import type { Logger } from "../logger.js";
 import { CoalescingQueue } from "./coalescing-queue.js";
 import type { InstanceNetwork } from "./instance-network.js";
 import { NetworkError } from "./network-error.js";
@@ -49,13 +50,20 @@ const COMPACT_MIN_LINES = 4096;
 
 type JournalLine = { readonly format: number; readonly put: InstanceRecord } | { readonly format: number; readonly remove: string };
 
+function isDiskFull(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+/** The state directory cannot be opened or read: the service cannot start on it. */
 function unusable(stateDir: string, error: unknown): NetworkError {
-  return new NetworkError("unavailable", `cannot use state directory ${stateDir}: ${(error as Error).message}; check --state-dir`, { cause: error });
+  const advice = isDiskFull(error) ? "free space on it, then start again" : "check --state-dir";
+  return new NetworkError("unavailable", `cannot use state directory ${stateDir}: ${(error as Error).message}; ${advice}`, { cause: error });
 }
 
 /** A write that did not reach the journal: nothing was changed, so the caller may retry once the cause is fixed. */
 function unwritable(stateDir: string, what: string, error: unknown): NetworkError {
-  const full = (error as NodeJS.ErrnoException).code === "ENOSPC" || (error as NodeJS.ErrnoException).code === "EDQUOT";
+  const full = isDiskFull(error);
   return new NetworkError(
     "unavailable",
     `cannot record ${what} in state directory ${stateDir} (--state-dir): ${(error as Error).message}; ` +
@@ -78,11 +86,13 @@ function unwritable(stateDir: string, what: string, error: unknown): NetworkErro
  * they resolve, so they survive a power cut too; intents need not be ("crash-safe"), since a
  * power cut takes the kernel state they describe with it. The journal is compacted at load
  * and whenever it holds 4 lines per live record: the live lines go to a temporary file,
- * fsynced and renamed over it.
+ * fsynced and renamed over it. Compaction is never needed for correctness (but to migrate
+ * an older version's files): when it fails (a full disk), the journal stays as it was.
  */
 export class InstanceStore {
   readonly path: string;
   private readonly stateDir: string;
+  private readonly logger: Logger | undefined;
   private readonly directoryFd: number;
   private fd: number;
   /** Bytes in the journal: where a failed append is cut back to. */
@@ -92,11 +102,17 @@ export class InstanceStore {
   private readonly live = new Map<string, string>();
   /** Concurrent durable writes share one fdatasync (and compaction runs between them). */
   private readonly sync: CoalescingQueue<void>;
-  /** A remove could not be written: the journal still holds a record that is gone, until the next compaction. */
-  private stale = false;
+  /**
+   * Removals the journal could not take: written before the next line (whatever its
+   * instance), by `writePending`, or made moot by the next compaction, which omits them as
+   * they are gone from `live`. Until then the journal holds a record that is gone, which a
+   * restart would act on.
+   */
+  private readonly pendingRemovals = new Set<string>();
 
-  private constructor(stateDir: string, directoryFd: number) {
+  private constructor(stateDir: string, directoryFd: number, logger: Logger | undefined) {
     this.stateDir = stateDir;
+    this.logger = logger;
     this.path = join(stateDir, JOURNAL);
     this.directoryFd = directoryFd;
     this.fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o600);
@@ -105,7 +121,7 @@ export class InstanceStore {
     this.sync = new CoalescingQueue(async () => {
       const fd = this.fd;
       await new Promise<void>((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
-      if (!this.stale && (this.lines < COMPACT_MIN_LINES || this.lines < 4 * this.live.size)) return;
+      if (this.lines < COMPACT_MIN_LINES || this.lines < 4 * this.live.size) return;
       try {
         this.compact();
       } catch {
@@ -114,12 +130,13 @@ export class InstanceStore {
     });
   }
 
-  static open(stateDir: string): InstanceStore {
+  /** `logger` hears of what the store works around (a compaction a full disk refused). */
+  static open(stateDir: string, options: { readonly logger?: Logger } = {}): InstanceStore {
     let directoryFd: number | undefined;
     try {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       directoryFd = openSync(stateDir, "r");
-      return new InstanceStore(stateDir, directoryFd);
+      return new InstanceStore(stateDir, directoryFd, options.logger);
     } catch (error) {
       if (directoryFd !== undefined) closeSync(directoryFd);
       throw unusable(stateDir, error);
@@ -128,29 +145,60 @@ export class InstanceStore {
 
   /**
    * Every record: the journal replayed over what an older version left in per-instance
-   * files, then written back compacted (and the old files removed) when that saves lines.
+   * files. A line cut short at the end (a kill mid-write) is cut off, which takes no space;
+   * the journal is then compacted when that saves lines, which needs space: on a full disk
+   * that fails, and the journal is used as it is (logged; compaction is retried as it grows),
+   * so that a full disk never stops the service from starting. Only migrating the files of
+   * an older version must compact (they are removed once the journal holds them all), and
+   * when it cannot, the start stops with UNAVAILABLE.
    */
   load(): InstanceRecord[] {
-    // What a compaction cut short left: never read, as the rename over the journal is what commits one.
-    rmSync(this.temporaryPath, { force: true });
     const records = new Map<string, InstanceRecord>();
     const legacy = join(this.stateDir, LEGACY_DIRECTORY);
-    const migrating = existsSync(legacy);
-    if (migrating) for (const record of loadLegacy(legacy)) records.set(record.instanceId, record);
-    const text = readFileSync(this.path, "utf8");
-    const complete = text.slice(0, text.lastIndexOf("\n") + 1);
+    let migrating: boolean;
+    let complete: string;
+    try {
+      // What a compaction cut short left: never read, as the rename over the journal is what commits one.
+      rmSync(this.temporaryPath, { force: true });
+      migrating = existsSync(legacy);
+      if (migrating) for (const record of loadLegacy(legacy)) records.set(record.instanceId, record);
+      const bytes = readFileSync(this.path);
+      const end = bytes.lastIndexOf(0x0a) + 1;
+      // A line cut short by a kill: that write was never acknowledged.
+      if (end !== bytes.length) ftruncateSync(this.fd, end);
+      this.size = end;
+      complete = bytes.toString("utf8", 0, end);
+    } catch (error) {
+      throw error instanceof NetworkError ? error : unusable(this.stateDir, error);
+    }
     const lines = complete === "" ? [] : complete.slice(0, -1).split("\n");
     lines.forEach((line, at) => {
       const entry = parseLine(line, `${this.path} line ${at + 1}`);
       if ("put" in entry) records.set(entry.put.instanceId, entry.put);
       else records.delete(entry.remove);
     });
+    // Removals this process could not write yet are removals all the same.
+    for (const instanceId of this.pendingRemovals) records.delete(instanceId);
     this.live.clear();
     for (const record of records.values()) this.live.set(record.instanceId, lineOf({ format: FORMAT, put: record }));
     this.lines = lines.length;
-    // A line cut short by a kill, legacy files, or replaced lines: rewrite the journal whole.
-    if (complete.length !== text.length || migrating || this.lines > this.live.size) this.compact();
-    if (migrating) rmSync(legacy, { recursive: true, force: true });
+    if (migrating) {
+      try {
+        this.compact();
+        rmSync(legacy, { recursive: true, force: true });
+      } catch (error) {
+        throw unusable(this.stateDir, error);
+      }
+    } else if (this.lines > this.live.size) {
+      try {
+        this.compact();
+      } catch (error) {
+        this.logger?.warn(`cannot compact the journal in state directory ${this.stateDir}; starting from it as it is (compaction is retried as it grows)`, {
+          state_dir: this.stateDir,
+          error: (error as Error).message,
+        });
+      }
+    }
     return [...records.values()];
   }
 
@@ -162,19 +210,23 @@ export class InstanceStore {
   async put(record: InstanceRecord, durability: "durable" | "crash-safe" = "durable"): Promise<void> {
     const what = `instance "${record.instanceId}" (${record.status})`;
     const line = lineOf({ format: FORMAT, put: record });
+    let carried: number;
     try {
-      this.append(line);
+      carried = this.append(line);
     } catch (error) {
       throw unwritable(this.stateDir, what, error);
     }
     this.live.set(record.instanceId, line);
     if (durability === "durable") await this.synced(what);
+    // Removals are durable when first written: carried by a crash-safe line, they are synced
+    // all the same, without holding the caller (a failure leaves them to the next sync).
+    else if (carried > 0) this.sync.submit().catch(() => undefined);
   }
 
   /**
    * Forgets the record, then appends its removal. The record leaves the live set first, so
-   * that when the line cannot be written, no compaction writes the record back: the next
-   * one (forced by the next durable write) drops the journal's stale line of it.
+   * that no compaction writes it back. When the line cannot be written, the removal is kept
+   * pending (`pendingRemovals`) and written as soon as the journal takes a line again.
    */
   async remove(instanceId: string): Promise<void> {
     if (!this.live.delete(instanceId)) return;
@@ -182,7 +234,19 @@ export class InstanceStore {
     try {
       this.append(lineOf({ format: FORMAT, remove: instanceId }));
     } catch (error) {
-      this.stale = true;
+      this.pendingRemovals.add(instanceId);
+      throw unwritable(this.stateDir, what, error);
+    }
+    await this.synced(what);
+  }
+
+  /** Writes the removals that could not be written before, durably; does nothing when there are none. */
+  async writePending(): Promise<void> {
+    if (this.pendingRemovals.size === 0) return;
+    const what = `the removal of ${[...this.pendingRemovals].map((id) => `instance "${id}"`).join(", ")}`;
+    try {
+      this.append("");
+    } catch (error) {
       throw unwritable(this.stateDir, what, error);
     }
     await this.synced(what);
@@ -205,9 +269,14 @@ export class InstanceStore {
     closeSync(this.directoryFd);
   }
 
-  /** One write(2): the journal holds the whole line or, after a failure, none of it. */
-  private append(line: string): void {
-    const bytes = Buffer.from(line);
+  /**
+   * One write(2) of the pending removals, then `line`: the journal holds them all or, after
+   * a failure, none of them (and the removals stay pending). Returns how many removals it
+   * carried.
+   */
+  private append(line: string): number {
+    const removals = [...this.pendingRemovals];
+    const bytes = Buffer.from(removals.map((instanceId) => lineOf({ format: FORMAT, remove: instanceId })).join("") + line);
     try {
       const written = writeSync(this.fd, bytes);
       if (written !== bytes.length) {
@@ -222,8 +291,10 @@ export class InstanceStore {
       }
       throw error;
     }
+    this.pendingRemovals.clear();
     this.size += bytes.length;
-    this.lines += 1;
+    this.lines += removals.length + (line === "" ? 0 : 1);
+    return removals.length;
   }
 
   /**
@@ -251,7 +322,8 @@ export class InstanceStore {
       rmSync(temporary, { force: true });
       throw error;
     }
-    this.stale = false;
+    // Gone from `live`, so not in the new journal: nothing of them is left to write.
+    this.pendingRemovals.clear();
     // From the rename on, appends must go to the new journal, whatever fails next.
     closeSync(this.fd);
     this.fd = next;

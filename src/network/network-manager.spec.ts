@@ -1,10 +1,10 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import winston from "winston";
-import { enospc, patchFs } from "../../test/helpers/fs-faults.js";
+import { captureLogger } from "../../test/helpers/capture-logger.js";
+import { diskFull } from "../../test/helpers/fs-faults.js";
 import type { InstanceNetwork } from "./instance-network.js";
 import { InstanceStore } from "./instance-store.js";
 import { NetworkError, type NetworkErrorCode } from "./network-error.js";
@@ -15,17 +15,6 @@ import type { WorkloadDefinition } from "./workload-definition.js";
 import type { WorkloadStrategy } from "./workload-strategy.js";
 
 const logger = winston.createLogger({ silent: true });
-
-/** A logger whose lines the test reads. */
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const capturing = winston.createLogger({
-    level: "debug",
-    transports: [new winston.transports.Stream({ stream: new Writable({ write: (chunk, _encoding, done) => done(void lines.push(JSON.parse(String(chunk)))) }) })],
-    format: winston.format.json(),
-  });
-  return { logger: capturing, lines };
-}
 
 /** Records the calls the manager makes; the kernel side is covered by the integration tests. */
 class RecordingStrategy implements WorkloadStrategy {
@@ -230,14 +219,6 @@ test("after close, new operations are refused as UNAVAILABLE", async (t) => {
   t.is(error.code, "unavailable");
 });
 
-/** Makes every write(2) fail as a full disk does, while `full()` holds. */
-function diskFull(t: { teardown(fn: () => void): void }, full: () => boolean) {
-  patchFs(t, "writeSync", (original) => ((...args: Parameters<typeof original>) => {
-    if (full()) throw enospc("write");
-    return original(...args);
-  }) as typeof original);
-}
-
 /**
  * The disk fills up with the "running" line: the intent fits (e.g. in the journal's last
  * page), the "running" line does not, nor the removal after it. Returns what frees it.
@@ -321,7 +302,7 @@ test.serial("a DESTROY the state directory cannot record is UNAVAILABLE and leav
 });
 
 test.serial("a DESTROY whose record removal fails succeeds, logs it, and the next start finishes it", async (t) => {
-  const { logger: capturing, lines } = capturingLogger();
+  const { logger: capturing, lines } = captureLogger();
   const { dir, strategy, manager, store } = await setup(t, undefined, { logger: capturing });
   await create(manager, "a");
   const put = store.put.bind(store);
@@ -335,12 +316,64 @@ test.serial("a DESTROY whose record removal fails succeeds, logs it, and the nex
   t.deepEqual(strategy.calls, ["setup", "realize a", "teardown a"]);
   t.deepEqual(manager.list(), []);
   t.false(strategy.reserved.has("a"));
-  t.truthy(lines.find((line) => line["level"] === "warn" && line["instance_id"] === "a" && /could not be removed from the journal/.test(String(line["message"]))));
+  t.truthy(lines.find((line) => line["level"] === "warn" && line["instance_id"] === "a" && /cannot take its removal yet/.test(String(line["message"]))));
   full = false;
   await manager.close();
   store.close();
   const restarted = await setup(t, dir);
   t.deepEqual(restarted.manager.list(), []);
+  t.deepEqual(restarted.store.load(), []);
+});
+
+/**
+ * A CREATE whose realize fails once its "running" line is written, on a disk that fills up
+ * as it fails: the removal of the instance cannot be written, and the journal's last line of
+ * it says "running". Returns what frees the disk.
+ */
+async function failedCreateWithRunningLine(t: ExecutionContext) {
+  const { logger: capturing, lines } = captureLogger();
+  const harness = await setup(t, undefined, { logger: capturing });
+  let full = false;
+  diskFull(t, () => full);
+  harness.strategy.realize = async () => {
+    full = true;
+    throw new NetworkError("internal", "kernel said no");
+  };
+  await t.throwsAsync(create(harness.manager, "a"), { message: "kernel said no" });
+  t.deepEqual(harness.manager.list(), []);
+  t.truthy(lines.find((line) => line["level"] === "warn" && line["instance_id"] === "a" && /cannot take its removal yet/.test(String(line["message"]))));
+  const journal = readFileSync(join(harness.dir, "instances.journal"), "utf8").split("\n").filter(Boolean);
+  t.like(JSON.parse(journal.at(-1)!), { put: { instanceId: "a", status: "running" } }, "the test's premise: the journal's last line of it says running");
+  return { ...harness, free: () => void (full = false) };
+}
+
+test.serial("a failed CREATE whose removal the disk refused: the next resync writes it once there is room, and a restart does not bring it back", async (t) => {
+  const { dir, manager, store, free } = await failedCreateWithRunningLine(t);
+  free();
+  await manager.reconcile("resync");
+  // A crash: the manager is never closed.
+  store.close();
+  const restarted = await setup(t, dir);
+  t.deepEqual(restarted.strategy.reconciledWith, [[]], "nothing of it is re-created");
+  t.deepEqual(restarted.manager.list(), []);
+});
+
+test.serial("a failed CREATE whose removal the disk refused: a stop writes it once there is room, and the restart does not bring it back", async (t) => {
+  const { dir, manager, store, free } = await failedCreateWithRunningLine(t);
+  free();
+  await manager.close();
+  store.close();
+  const restarted = await setup(t, dir);
+  t.deepEqual(restarted.manager.list(), []);
+});
+
+test.serial("a failed CREATE whose removal the disk refused: a crash before the journal takes a line again brings it back, as the README says, until a DESTROY", async (t) => {
+  const { dir, store, free } = await failedCreateWithRunningLine(t);
+  store.close();
+  free();
+  const restarted = await setup(t, dir);
+  t.deepEqual(restarted.manager.list().map((n) => [n.instanceId, n.status]), [["a", "running"]]);
+  t.is((await destroy(restarted.manager, "a")).status, "terminated");
   t.deepEqual(restarted.store.load(), []);
 });
 

@@ -125,8 +125,8 @@ export class NetworkManager {
    * Undoes a CREATE that failed after its intent was recorded, and throws `original`. A
    * realize that failed has undone its own kernel work (`tornDown`); otherwise the network
    * is torn down here. When some of the kernel work could not be undone, the instance is
-   * kept, with its allocation, as a failed "destroying" one until a DESTROY or the resync
-   * removes what is left; otherwise it is forgotten.
+   * kept, with its allocation, as a failed "destroying" one until a DESTROY or the next
+   * reconcile (the resync, or the next start) removes what is left; otherwise it is forgotten.
    */
   private async undoCreate(strategy: WorkloadStrategy, intent: InstanceRecord, original: unknown, { tornDown }: { tornDown: boolean }): Promise<never> {
     let kernelLeft = rollbackFailuresOf(original).length > 0;
@@ -176,7 +176,7 @@ export class NetworkManager {
     try {
       await strategy.teardown(record.network);
     } catch (error) {
-      // Kept, with its allocation, until a DESTROY or a resync finishes the job: nothing leaks.
+      // Kept, with its allocation, until a DESTROY or the next reconcile finishes the job: nothing leaks.
       const failed = withStatus(record, "destroying", "failed");
       this.records.set(instanceId, failed);
       this.announce(failed.network);
@@ -198,6 +198,8 @@ export class NetworkManager {
     return this.gate.exclusive(async () => {
       const startedAt = performance.now();
       const { registry, logger, observer } = this.options;
+      // Before anything else: a restart must not bring back an instance that is gone.
+      await this.writePendingRemovals();
       const running = [...this.records.values()].filter((r) => r.status === "running");
       const interrupted = [...this.records.values()].filter((r) => r.status !== "running");
       const actions: Record<string, number> = {};
@@ -246,14 +248,17 @@ export class NetworkManager {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.resyncTimer);
-    await this.gate.exclusive(async () => undefined);
+    await this.gate.exclusive(() => this.writePendingRemovals());
   }
 
   /**
-   * Drops an instance whose kernel state is gone. Its record's removal from the journal may
-   * fail (the state directory full...): the kernel is clean and the instance is gone either
-   * way, so that is logged, not thrown. The journal's last line of it, "creating" or
-   * "destroying", is dropped by the next compaction, or undone or finished at the next start.
+   * Drops an instance whose kernel state is gone. Writing its removal to the journal may fail
+   * (the state directory full...): the kernel is clean and the instance is gone either way,
+   * so that is logged, not thrown, and the store keeps the removal pending, to write it
+   * before its next line, at the next resync or at close, once the disk has room. Until
+   * then the journal's last line of the instance is what a restart acts on: "destroying" is
+   * finished and "creating" undone, but "running" (a CREATE whose realize, or the fdatasync
+   * of its running line, failed after that line was written) is re-created.
    */
   private async forget(record: InstanceRecord): Promise<void> {
     this.options.registry.resolve(record.kind).release(record.network);
@@ -261,8 +266,19 @@ export class NetworkManager {
     try {
       await this.options.store.remove(record.instanceId);
     } catch (error) {
-      this.options.logger.warn("the instance is gone, but its record could not be removed from the journal; the next start finishes it", {
-        instance_id: record.instanceId,
+      this.options.logger.warn(
+        "the instance is gone, but the state directory cannot take its removal yet; it is written with the next journal line, at the next resync or at stop",
+        { instance_id: record.instanceId, error: (error as Error).message },
+      );
+    }
+  }
+
+  /** The removals `forget` could not write, written as soon as the disk has room again. */
+  private async writePendingRemovals(): Promise<void> {
+    try {
+      await this.options.store.writePending();
+    } catch (error) {
+      this.options.logger.warn("the state directory still cannot take the removal of instances that are gone; retrying at the next resync", {
         error: (error as Error).message,
       });
     }

@@ -34,7 +34,8 @@ export async function rollBack(original: unknown, steps: readonly UndoStep[], co
       await step.run();
     } catch (error) {
       failures.push({ step: step.name, error });
-      context.logger.warn("a rollback step failed; the resync removes what it left", {
+      // With --resync-interval 0 there is no resync: the next start's reconcile is the one.
+      context.logger.warn("a rollback step failed; the next reconcile (the resync, or the next start) or a DESTROY removes what it left", {
         instance_id: context.instanceId,
         step: step.name,
         error: error instanceof Error ? error.message : String(error),

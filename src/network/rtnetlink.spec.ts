@@ -1,5 +1,7 @@
 import test from "ava";
-import { errnoOf, ipv6ConfOf, linkInfoOf, routeLocalnetOf } from "./rtnetlink.js";
+import { rejected, scriptedNetlink } from "../../test/helpers/scripted-netlink.js";
+import { KernelError } from "./kernel-error.js";
+import { errnoOf, ipv6ConfOf, linkInfoOf, routeLocalnetOf, Rtnetlink } from "./rtnetlink.js";
 
 test("errno is read from netlink's message text", (t) => {
   t.is(errnoOf(new Error("Request rejected: ENODEV")), "ENODEV");
@@ -79,4 +81,23 @@ test("disable_ipv6, accept_ra and addr_gen_mode are read from the AF_INET6 part 
   t.is(ipv6ConfOf(Buffer.concat([conf(values.slice(0, 20)), mode(1)])), undefined, "a conf array too short to hold disable_ipv6");
   t.is(ipv6ConfOf(conf(values)), undefined, "no addr_gen_mode");
   t.is(ipv6ConfOf(undefined), undefined);
+});
+
+test("a kernel error on a link given by index names the link when the caller gave its name", async (t) => {
+  const rtnetlink = Rtnetlink.open(() =>
+    scriptedNetlink(() => {
+      throw rejected("ENODEV");
+    }),
+  );
+  t.teardown(() => rtnetlink.close());
+  const failure = (call: Promise<void>) => t.throwsAsync(call, { instanceOf: KernelError });
+  t.is((await failure(rtnetlink.addrReplace(42, "10.220.0.1", 30, { name: "rikaaaaaaaaaaaa" }))).message, "adding address 10.220.0.1/30 to link rikaaaaaaaaaaaa (index 42) failed: ENODEV (no such device)");
+  t.is((await failure(rtnetlink.addrDel(42, "10.220.0.1", 30, { name: "rikaaaaaaaaaaaa" }))).message, "removing address 10.220.0.1/30 from link rikaaaaaaaaaaaa (index 42) failed: ENODEV (no such device)");
+  t.is((await failure(rtnetlink.linkSetUp(42, { mtu: 1500, name: "rikaaaaaaaaaaaa" }))).message, "setting link rikaaaaaaaaaaaa (index 42) up failed: ENODEV (no such device)");
+  t.is(
+    (await failure(rtnetlink.linkSetUp(42, { rename: "rikaaaaaaaaaaaa", name: "rik-spare-7" }))).message,
+    "renaming link rik-spare-7 (index 42) to rikaaaaaaaaaaaa and setting it up failed: ENODEV (no such device)",
+  );
+  t.is((await failure(rtnetlink.linkSetUp("rikaaaaaaaaaaaa"))).message, "setting link rikaaaaaaaaaaaa up failed: ENODEV (no such device)", "by name, the name");
+  t.is((await failure(rtnetlink.addrReplace(42, "10.220.0.1", 30))).message, "adding address 10.220.0.1/30 to link 42 failed: ENODEV (no such device)", "the index, when that is all the caller has");
 });

@@ -60,6 +60,11 @@ export function kernelError(operation: string, error: unknown): KernelError {
   return new KernelError(operation, errnoOf(error), { cause: error, detail: error instanceof Error ? error.message : String(error) });
 }
 
+/** A link in a message: by its name, which is what an operator knows it by, when the caller gave it. */
+function linkLabel(index: number, name: string | undefined): string {
+  return name === undefined ? String(index) : `${name} (index ${index})`;
+}
+
 const IFLA_INFO_DATA = 2;
 /** In a tun device's IFLA_INFO_DATA, present only when set (<linux/if_link.h>). */
 const IFLA_TUN_OWNER = 1;
@@ -198,8 +203,9 @@ export class Rtnetlink {
     });
   }
 
-  static open(): Rtnetlink {
-    return new Rtnetlink(createRtNetlink(), createRtNetlink());
+  /** `createSocket` makes each of the two sockets; tests give one that answers as they need. */
+  static open(createSocket: () => RtNetlinkSocket = createRtNetlink): Rtnetlink {
+    return new Rtnetlink(createSocket(), createSocket());
   }
 
   close(): void {
@@ -227,9 +233,13 @@ export class Rtnetlink {
    * saves a /proc/sys write (~0.3 ms, more with thousands of links) on the CREATE path. With
    * `rename` (`ip link set dev $link name $rename ...`; `link` must then be an index), the
    * kernel renames the link before bringing it up, as a name can only change while down.
+   * `name` is what the link is called when `link` is an index, for the error message only.
    * Throws a KernelError when absent (isKernelNotFound).
    */
-  async linkSetUp(link: number | string, options: { readonly mtu?: number; readonly routeLocalnet?: boolean; readonly rename?: string } = {}): Promise<void> {
+  async linkSetUp(
+    link: number | string,
+    options: { readonly mtu?: number; readonly routeLocalnet?: boolean; readonly rename?: string; readonly name?: string } = {},
+  ): Promise<void> {
     if (options.rename !== undefined && typeof link !== "number") {
       throw new NetworkError("invalid-argument", `renaming link ${link} to ${options.rename} needs its index, not its name`);
     }
@@ -245,7 +255,8 @@ export class Rtnetlink {
       const conf = attribute(IFLA_INET_CONF, attribute(IPV4_DEVCONF_ROUTE_LOCALNET, u32(options.routeLocalnet ? 1 : 0)));
       request.push(attribute(IFLA_AF_SPEC, attribute(AF_INET, conf)));
     }
-    const operation = options.rename === undefined ? `setting link ${link} up` : `renaming link ${link} to ${options.rename} and setting it up`;
+    const shown = typeof link === "number" ? linkLabel(link, options.name) : link;
+    const operation = options.rename === undefined ? `setting link ${shown} up` : `renaming link ${shown} to ${options.rename} and setting it up`;
     await this.request(operation, (requestOptions, socket) => socket.socket.request(RTM_SETLINK, request, requestOptions));
   }
 
@@ -267,26 +278,27 @@ export class Rtnetlink {
     await this.request(`deleting link ${name}`, (options, socket) => socket.delLink({}, { ifname: name }, options));
   }
 
-  /** Equivalent to: `ip addr del $address/$prefixLength dev $name`. */
-  async addrDel(index: number, address: string, prefixLength: number): Promise<void> {
+  /** Equivalent to: `ip addr del $address/$prefixLength dev $name`. `name` is the link's, for the error message only. */
+  async addrDel(index: number, address: string, prefixLength: number, { name }: { readonly name?: string } = {}): Promise<void> {
     const bytes = this.addressBytes(address);
-    await this.request(`removing address ${address}/${prefixLength} from link ${index}`, (options, socket) =>
+    await this.request(`removing address ${address}/${prefixLength} from link ${linkLabel(index, name)}`, (options, socket) =>
       socket.delAddress({ family: AF_INET, prefixlen: prefixLength, index }, { local: bytes, address: bytes }, options),
     );
   }
 
   /**
    * Equivalent to: `ip addr replace $address/$prefixLength dev $name` (idempotent). Encoded
-   * here: the netlink package builds the message from objects, on the CREATE path.
+   * here: the netlink package builds the message from objects, on the CREATE path. `name` is
+   * the link's, for the error message only.
    */
-  async addrReplace(index: number, address: string, prefixLength: number): Promise<void> {
+  async addrReplace(index: number, address: string, prefixLength: number, { name }: { readonly name?: string } = {}): Promise<void> {
     const bytes = this.addressBytes(address);
     const header = Buffer.alloc(IFADDRMSG_BYTES);
     header[0] = AF_INET;
     header[1] = prefixLength;
     header.writeUInt32LE(index, 4);
     const request = [header, attribute(IFA_LOCAL, bytes), attribute(IFA_ADDRESS, bytes)];
-    await this.request(`adding address ${address}/${prefixLength} to link ${index}`, (options, socket) =>
+    await this.request(`adding address ${address}/${prefixLength} to link ${linkLabel(index, name)}`, (options, socket) =>
       socket.socket.request(RTM_NEWADDR, request, { ...options, flags: FlagsNew.CREATE | FlagsNew.REPLACE }),
     );
   }

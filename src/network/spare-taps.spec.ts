@@ -1,8 +1,9 @@
 import test from "ava";
+import { rejected, scriptedNetlink } from "../../test/helpers/scripted-netlink.js";
 import { createLogger } from "../logger.js";
 import { isTapName, tapNameFor } from "./instance-naming.js";
 import { NetworkError } from "./network-error.js";
-import type { Rtnetlink } from "./rtnetlink.js";
+import { Rtnetlink } from "./rtnetlink.js";
 import { isSpareTapName, MAX_SPARE_TAPS, SpareTaps } from "./spare-taps.js";
 import type { TapCreator } from "./tap-creator.js";
 import type { TapDeleter } from "./tap-deleter.js";
@@ -31,4 +32,28 @@ test("with no spare ready, take leaves the TAP to the caller and asks nothing of
   const spares = new SpareTaps({ count: 0, taps: {} as TapCreator, deleter: {} as TapDeleter, rtnetlink: untouchable, logger: createLogger("error") });
   t.false(await spares.take({ tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 30, mtu: 1500 }, true));
   await spares.close();
+});
+
+test("a spare that cannot be addressed once renamed fails the take with an error naming the TAP, not the link index", async (t) => {
+  const RTM_NEWLINK = 16;
+  const RTM_GETLINK = 18;
+  const RTM_NEWADDR = 20;
+  const link = Buffer.alloc(16);
+  link.writeInt32LE(42, 4);
+  const rtnetlink = Rtnetlink.open(() =>
+    scriptedNetlink((type) => {
+      if (type === RTM_GETLINK) return [{ type: RTM_NEWLINK, data: link }];
+      if (type === RTM_NEWADDR) throw rejected("ENODEV");
+      return [];
+    }),
+  );
+  t.teardown(() => rtnetlink.close());
+  const taps = { add: async () => ({ detached: Promise.resolve() }) } as unknown as TapCreator;
+  const deleter = { delete: async () => undefined } as unknown as TapDeleter;
+  const spares = new SpareTaps({ count: 1, taps, deleter, rtnetlink, logger: createLogger("error") });
+  t.teardown(() => spares.close());
+  spares.start([]);
+  while (spares.size < 1) await new Promise((resolve) => setImmediate(resolve));
+  const error = await t.throwsAsync(spares.take({ tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 30, mtu: 1500 }, true));
+  t.is(error.message, "adding address 10.220.0.1/30 to link rikaaaaaaaaaaaa (index 42) failed: ENODEV (no such device)");
 });

@@ -114,8 +114,9 @@ export class SpareTaps {
     const { rtnetlink } = this.options;
     // By index, so both go at once: the address does not care what the link is called.
     const [renamed, addressed] = await Promise.allSettled([
-      rtnetlink.linkSetUp(spare.index, { rename: tap.tapName, mtu: tap.mtu, routeLocalnet }),
-      rtnetlink.addrReplace(spare.index, tap.hostIp, tap.prefixLength),
+      rtnetlink.linkSetUp(spare.index, { rename: tap.tapName, mtu: tap.mtu, routeLocalnet, name: spare.name }),
+      // Named as the TAP: its failure is thrown only once the rename succeeded.
+      rtnetlink.addrReplace(spare.index, tap.hostIp, tap.prefixLength, { name: tap.tapName }),
     ]);
     if (renamed.status === "rejected") {
       // Most likely a device already bears the name (what TUNSETIFF re-attaches to); the

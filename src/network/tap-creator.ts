@@ -1,6 +1,7 @@
 import { Worker } from "node:worker_threads";
 import { NetworkError } from "./network-error.js";
-import { IFNAMSIZ, MAX_ID, TAP_FLAGS } from "./tun-ioctl.mjs";
+import { MAX_ID } from "./tun-ids.mjs";
+import { IFNAMSIZ, TAP_FLAGS } from "./tun-ioctl.mjs";
 
 /**
  * What every TAP gets in /proc/sys/net/ipv6/conf/<tap>/ as it is made, before anything can

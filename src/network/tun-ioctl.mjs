@@ -11,6 +11,7 @@
 import { getSystemErrorMap } from "node:util";
 import koffi from "koffi";
 
+
 export const TUNSETIFF = 0x400454ca;
 export const TUNSETPERSIST = 0x400454cb;
 export const TUNSETOWNER = 0x400454cc;
@@ -31,8 +32,6 @@ export const TUN_F_UFO = 0x10;
 export const IFNAMSIZ = 16;
 /** sizeof(struct ifreq) on 64-bit Linux: the name, then the union whose first member is the flags. */
 const IFREQ_SIZE = 40;
-/** A uid_t or gid_t of (u32)-1 is the kernel's "none": TUNSETOWNER/TUNSETGROUP refuse it. */
-export const MAX_ID = 0xfffffffe;
 
 const libc = koffi.load("libc.so.6");
 /** Variadic as in <sys/ioctl.h>: each call says whether its argument is a pointer or a value. */

@@ -4,16 +4,14 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { Writable } from "node:stream";
-import winston from "winston";
 import { ResourceStatus, WorkloadRequestKind, type WorkerStatus } from "../gen/common/common_pb.js";
 import type { ApplyResponse, GetResponse, ListResponse } from "../gen/rik/network/v1/workload_network_pb.js";
-import type { Logger } from "../logger.js";
 import type { ApplyRequest, InstanceNetwork } from "../network/instance-network.js";
 import { NetworkError, type NetworkErrorCode } from "../network/network-error.js";
 import type { NetworkPlane } from "../network/network-plane.js";
 import { createWorkloadNetworkClient, type WorkloadNetworkClient } from "./create-client.js";
 import { functionNetwork } from "../../test/fixtures/function-network.js";
+import { captureLogger } from "../../test/helpers/capture-logger.js";
 import { checkHealth, createHealthClient } from "../../test/helpers/health-client.js";
 import { ReflectionClient } from "../../test/helpers/reflection-client.js";
 import { createServer, maxReceiveMessageBytes, type CreateServerOptions, type WorkloadNetworkServer } from "./create-server.js";
@@ -77,29 +75,13 @@ async function temporaryDirectory(t: ExecutionContext): Promise<string> {
   return directory;
 }
 
-function capturingLogger(): { logger: Logger; logs: Record<string, unknown>[] } {
-  const logs: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      callback();
-    },
-  });
-  const logger = winston.createLogger({
-    level: "debug",
-    format: winston.format.json(),
-    transports: [new winston.transports.Stream({ stream })],
-  });
-  return { logger, logs };
-}
-
 async function startServer(
   t: ExecutionContext,
   options: Partial<CreateServerOptions> & { plane?: FakePlane } = {},
 ): Promise<Harness> {
   const plane = options.plane ?? new FakePlane();
   const socketPath = options.socketPath ?? join(await temporaryDirectory(t), "run", "rik-network.sock");
-  const { logger, logs } = capturingLogger();
+  const { logger, lines: logs } = captureLogger();
   const server = createServer({ nodeName: "node-a", logger, ...options, plane, socketPath });
   t.teardown(() => server.shutdown());
   const { tcpPort } = await server.start();
@@ -389,7 +371,7 @@ test("the RPC observer hears of every call once, with its method, code and durat
 
 test("refuses to start on a socket a live server holds, and leaves that socket alone", async (t) => {
   const { socketPath, client } = await startServer(t);
-  const { logger } = capturingLogger();
+  const { logger } = captureLogger();
   const second = createServer({ plane: new FakePlane(), nodeName: "node-b", logger, socketPath });
   await t.throwsAsync(second.start(), {
     message: `another rik-network is already serving on ${socketPath}; stop it or pass --socket`,
@@ -415,7 +397,7 @@ test("replaces a stale socket left by a killed process", async (t) => {
 test("refuses to start when the path is not a socket, and leaves the file alone", async (t) => {
   const socketPath = join(await temporaryDirectory(t), "not-a-socket");
   await writeFile(socketPath, "precious");
-  const { logger } = capturingLogger();
+  const { logger } = captureLogger();
   const server = createServer({ plane: new FakePlane(), nodeName: "node-a", logger, socketPath });
   await t.throwsAsync(server.start(), { message: `${socketPath} exists and is not a socket; remove it or pass --socket` });
   t.true((await stat(socketPath)).isFile());

@@ -1,33 +1,22 @@
 import test from "ava";
-import { Writable } from "node:stream";
 import { status } from "@grpc/grpc-js";
-import winston from "winston";
+import { captureLogger } from "../../test/helpers/capture-logger.js";
 import { printableInstanceId } from "../network/instance-id.js";
 import { NetworkError } from "../network/network-error.js";
 import { logRpc } from "./log-rpc.js";
 
-function capture() {
-  const lines: string[] = [];
-  const logger = winston.createLogger({
-    level: "debug",
-    format: winston.format.json(),
-    transports: [new winston.transports.Stream({ stream: new Writable({ write: (chunk, _encoding, done) => done(void lines.push(String(chunk))) }) })],
-  });
-  return { logger, lines };
-}
-
 test("a valid instance id is logged as it is", (t) => {
-  const { logger, lines } = capture();
+  const { logger, lines } = captureLogger();
   logRpc(logger, { method: "Apply", instanceId: "fn-1.a_b", code: status.OK, durationMs: 1.5 });
-  t.like(JSON.parse(lines[0]!), { message: "rpc", method: "Apply", instance_id: "fn-1.a_b", code: "OK", duration_ms: 1.5 });
+  t.like(lines[0], { message: "rpc", method: "Apply", instance_id: "fn-1.a_b", code: "OK", duration_ms: 1.5 });
 });
 
 test("a hostile instance id reaches the log line cut and escaped, never raw", (t) => {
-  const { logger, lines } = capture();
+  const { logger, lines } = captureLogger();
   const hostile = `evil\u001b[31m\u202e\n{"level":"error"}${"x".repeat(1_000_000)}`;
   logRpc(logger, { method: "Apply", instanceId: hostile, code: status.INVALID_ARGUMENT, durationMs: 1, error: new NetworkError("invalid-argument", "invalid instance_id") });
   t.is(lines.length, 1);
-  const logged = JSON.parse(lines[0]!).instance_id as string;
+  const logged = lines[0]!["instance_id"] as string;
   t.true(logged.length < 200, `${logged.length} characters`);
   t.regex(logged, /^[\x20-\x7e…]+$/u, "printable ASCII only");
   t.true(logged.startsWith('"evil\\u001b[31m\\u202e\\u000a{\\"level\\":\\"error\\"}xxx'), logged);

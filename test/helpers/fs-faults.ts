@@ -30,3 +30,11 @@ export function patchFs<K extends keyof FsFunctions>(
     syncBuiltinESMExports();
   });
 }
+
+/** Every write(2) through `fs.writeSync` fails as on a full disk while `full()` holds, until the test's teardown. */
+export function diskFull(t: { teardown(fn: () => void): void }, full: () => boolean = () => true): void {
+  patchFs(t, "writeSync", (original) => ((...args: Parameters<typeof original>) => {
+    if (full()) throw enospc("write");
+    return original(...args);
+  }) as typeof original);
+}
