@@ -22,7 +22,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { Rule } from "../src/network/iptables-rules.js";
+import type { Rule } from "../src/network/firewall/iptables/iptables-rules.js";
 import { createNamespace, delay, deleteNamespace, namespacePids, spawnIn, uniqueName } from "../test/helpers/netns.js";
 import type { BenchInstance, InstancePlan } from "./instances.js";
 import { fillRestore, fillTapBatch, rikletRulesOf, rikletSetupRestore } from "./kernel-texts.js";

@@ -4,8 +4,8 @@
  * and addresses; the baseline gets the same TAP names (same naming function) and /30s laid
  * out the way rik-network's pool lays them out, lowest slot first.
  */
-import { tapNameFor } from "../src/network/instance-naming.js";
-import { formatIpv4, Ipv4Cidr } from "../src/network/ipv4-cidr.js";
+import { tapNameFor } from "../src/network/model/instance-naming.js";
+import { formatIpv4, Ipv4Cidr } from "../src/network/model/ipv4-cidr.js";
 import { functionDefinition } from "../test/helpers/workload-client.js";
 
 export interface BenchInstance {

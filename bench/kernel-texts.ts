@@ -13,7 +13,7 @@ import {
   nodeJumpRules,
   renderRestore,
   type Rule,
-} from "../src/network/iptables-rules.js";
+} from "../src/network/firewall/iptables/iptables-rules.js";
 import type { BenchInstance } from "./instances.js";
 
 /** riklet's filter chain, where it keeps each instance's FORWARD ACCEPTs. */

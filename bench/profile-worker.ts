@@ -7,12 +7,12 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
-import { CommandLauncher } from "../src/network/command-launcher.js";
-import { InstanceStore, type InstanceRecord } from "../src/network/instance-store.js";
-import { Iptables } from "../src/network/iptables.js";
-import { renderRestore } from "../src/network/iptables-rules.js";
-import { Rtnetlink } from "../src/network/rtnetlink.js";
-import { TapCreator } from "../src/network/tap-creator.js";
+import { CommandLauncher } from "../src/network/kernel/command-launcher.js";
+import { InstanceStore, type InstanceRecord } from "../src/network/plane/instance-store.js";
+import { Iptables } from "../src/network/firewall/iptables/iptables.js";
+import { renderRestore } from "../src/network/firewall/iptables/iptables-rules.js";
+import { Rtnetlink } from "../src/network/kernel/rtnetlink.js";
+import { TapCreator } from "../src/network/kernel/tap-creator.js";
 import { makeInstances } from "./instances.js";
 import { fillRestore, fillTapBatch, nodeSetupRestore, rulesOf } from "./kernel-texts.js";
 

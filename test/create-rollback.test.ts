@@ -6,7 +6,7 @@
  */
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";
-import { tapNameFor } from "../src/network/instance-naming.js";
+import { tapNameFor } from "../src/network/model/instance-naming.js";
 import { faultyIptables } from "./helpers/faulty-iptables.js";
 import { hostState } from "./helpers/host-state.js";
 import { spawnIn, Topology } from "./helpers/netns.js";

@@ -6,7 +6,7 @@
  * leaves none.
  */
 import test, { type ExecutionContext } from "ava";
-import { tapNameFor } from "../src/network/instance-naming.js";
+import { tapNameFor } from "../src/network/model/instance-naming.js";
 import { attachGuest } from "./helpers/attach-guest.js";
 import { httpGet, startHttpServer } from "./helpers/guest-relay.js";
 import { ipAddrs, ipLinks, ipv4ByLink, sparesOnce, spareTapLinks, tapIpv6, WITHOUT_IPV6, tapLinks } from "./helpers/kernel-state.js";

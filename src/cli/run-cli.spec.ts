@@ -133,7 +133,7 @@ async function loadsFfi(module: URL): Promise<boolean> {
 }
 
 test("the commands and their configuration load no FFI: only the daemon's network plane does, when serve starts it", async (t) => {
-  t.true(await loadsFfi(new URL("../network/tun-ioctl.mjs", import.meta.url)), "the test's premise: the TAP ioctls' module loads it");
+  t.true(await loadsFfi(new URL("../network/kernel/tun-ioctl.mjs", import.meta.url)), "the test's premise: the TAP ioctls' module loads it");
   t.false(await loadsFfi(new URL("./index.ts", import.meta.url)), "the CLI (list, --help...)");
   t.false(await loadsFfi(new URL("../config/index.ts", import.meta.url)), "the configuration");
 });

@@ -3,12 +3,12 @@ import { isIPv6 } from "node:net";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { logLevels, type LogLevel } from "../logger.js";
-import { Ipv4Cidr } from "../network/ipv4-cidr.js";
-import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/port-policy.js";
-import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/spare-taps.js";
-import { DEFAULT_EGRESS_DENY } from "../network/iptables-rules.js";
-import { MAX_ID } from "../network/tun-ids.mjs";
-import { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "../network/exposure-limit.js";
+import { Ipv4Cidr } from "../network/model/ipv4-cidr.js";
+import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/model/port-policy.js";
+import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/strategies/function/spare-taps.js";
+import { DEFAULT_EGRESS_DENY } from "../network/firewall/iptables/iptables-rules.js";
+import { MAX_ID } from "../network/kernel/tun-ids.mjs";
+import { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "../network/model/exposure-limit.js";
 
 /** Where a TCP listener or the metrics endpoint binds. */
 export interface HostPort {

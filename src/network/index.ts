@@ -1,27 +1,27 @@
 import { existsSync } from "node:fs";
 import type { Logger } from "../logger.js";
-import { CommandLauncher } from "./command-launcher.js";
-import { Conntrack } from "./conntrack.js";
-import { FunctionStrategy } from "./function-strategy.js";
-import { InstanceStore } from "./instance-store.js";
-import { DEFAULT_EGRESS_DENY } from "./iptables-rules.js";
-import { Iptables, type IptablesOptions } from "./iptables.js";
-import { Ipv4Cidr } from "./ipv4-cidr.js";
-import { NetworkManager } from "./network-manager.js";
-import { DEFAULT_HOST_PORTS, PortPolicy, type PortPolicyOptions } from "./port-policy.js";
-import type { NetworkObserver } from "./network-observer.js";
-import type { NetworkPlane } from "./network-plane.js";
-import { Rtnetlink } from "./rtnetlink.js";
-import { SockDiag } from "./sock-diag.js";
-import { DEFAULT_SPARE_TAPS, SpareTaps } from "./spare-taps.js";
-import { StrategyRegistry } from "./strategy-registry.js";
-import { TapCreator } from "./tap-creator.js";
-import { TapDeleter } from "./tap-deleter.js";
+import { CommandLauncher } from "./kernel/command-launcher.js";
+import { Conntrack } from "./kernel/conntrack.js";
+import { FunctionStrategy } from "./strategies/function/function-strategy.js";
+import { InstanceStore } from "./plane/instance-store.js";
+import { DEFAULT_EGRESS_DENY } from "./firewall/iptables/iptables-rules.js";
+import { Iptables, type IptablesOptions } from "./firewall/iptables/iptables.js";
+import { Ipv4Cidr } from "./model/ipv4-cidr.js";
+import { NetworkManager } from "./plane/network-manager.js";
+import { DEFAULT_HOST_PORTS, PortPolicy, type PortPolicyOptions } from "./model/port-policy.js";
+import type { NetworkObserver } from "./model/network-observer.js";
+import type { NetworkPlane } from "./plane/network-plane.js";
+import { Rtnetlink } from "./kernel/rtnetlink.js";
+import { SockDiag } from "./kernel/sock-diag.js";
+import { DEFAULT_SPARE_TAPS, SpareTaps } from "./strategies/function/spare-taps.js";
+import { StrategyRegistry } from "./plane/strategy-registry.js";
+import { TapCreator } from "./kernel/tap-creator.js";
+import { TapDeleter } from "./kernel/tap-deleter.js";
 
-export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, InstanceStatus, PortMapping, Protocol } from "./instance-network.js";
-export type { NetworkPlane, PlaneStats } from "./network-plane.js";
-export type { NetworkObserver } from "./network-observer.js";
-export type { PortPolicyOptions } from "./port-policy.js";
+export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, InstanceStatus, PortMapping, Protocol } from "./model/instance-network.js";
+export type { NetworkPlane, PlaneStats } from "./plane/network-plane.js";
+export type { NetworkObserver } from "./model/network-observer.js";
+export type { PortPolicyOptions } from "./model/port-policy.js";
 
 const DEFAULT_STATE_DIR = "/var/lib/rik-network";
 

@@ -4,7 +4,7 @@ import { HealthImplementation, service as healthService } from "grpc-health-chec
 import { rm } from "node:fs/promises";
 import { file_rik_network_v1_workload_network, WorkloadNetwork } from "../gen/rik/network/v1/workload_network_pb.js";
 import type { Logger } from "../logger.js";
-import type { NetworkPlane } from "../network/network-plane.js";
+import type { NetworkPlane } from "../network/plane/network-plane.js";
 import { bindAsync } from "./bind-async.js";
 import { bindUnixSocket, type SocketGroup } from "./bind-unix-socket.js";
 import type { ServerTls } from "./load-server-tls.js";

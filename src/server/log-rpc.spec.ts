@@ -1,8 +1,8 @@
 import test from "ava";
 import { status } from "@grpc/grpc-js";
 import { captureLogger } from "../../test/helpers/capture-logger.js";
-import { printableInstanceId } from "../network/instance-id.js";
-import { NetworkError } from "../network/network-error.js";
+import { printableInstanceId } from "../network/model/instance-id.js";
+import { NetworkError } from "../network/model/network-error.js";
 import { logRpc } from "./log-rpc.js";
 
 test("a valid instance id is logged as it is", (t) => {

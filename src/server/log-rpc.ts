@@ -1,7 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "../logger.js";
-import { printableInstanceId } from "../network/instance-id.js";
-import { NetworkError } from "../network/network-error.js";
+import { printableInstanceId } from "../network/model/instance-id.js";
+import { NetworkError } from "../network/model/network-error.js";
 
 export interface RpcOutcome {
   /** The proto method name, e.g. "Apply". */

@@ -1,6 +1,6 @@
 import test from "ava";
 import { status } from "@grpc/grpc-js";
-import { NetworkError, type NetworkErrorCode } from "../network/network-error.js";
+import { NetworkError, type NetworkErrorCode } from "../network/model/network-error.js";
 import { statusFromError } from "./status-from-error.js";
 
 const expected: [NetworkErrorCode, status][] = [

@@ -1,5 +1,5 @@
 import { status } from "@grpc/grpc-js";
-import { NetworkError, type NetworkErrorCode } from "../network/network-error.js";
+import { NetworkError, type NetworkErrorCode } from "../network/model/network-error.js";
 
 /** What a grpc-js handler passes to its callback (or emits on a stream) to fail a call. */
 export interface RpcStatus {

@@ -1,7 +1,7 @@
 import test from "ava";
 import { ResourceStatus } from "../gen/common/common_pb.js";
 import { Protocol } from "../gen/rik/network/v1/workload_network_pb.js";
-import type { InstanceStatus } from "../network/instance-network.js";
+import type { InstanceStatus } from "../network/model/instance-network.js";
 import { functionNetwork } from "../../test/fixtures/function-network.js";
 import { toInstanceNetworkMessage } from "./to-instance-network-message.js";
 

@@ -5,7 +5,7 @@ import {
   Protocol as ProtocolMessage,
   type InstanceNetwork as InstanceNetworkMessage,
 } from "../gen/rik/network/v1/workload_network_pb.js";
-import type { InstanceNetwork, InstanceStatus, Protocol } from "../network/instance-network.js";
+import type { InstanceNetwork, InstanceStatus, Protocol } from "../network/model/instance-network.js";
 
 const resourceStatusByInstanceStatus: Readonly<Record<InstanceStatus, ResourceStatus>> = {
   creating: ResourceStatus.CREATING,

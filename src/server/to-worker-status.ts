@@ -1,7 +1,7 @@
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { WorkerStatusSchema, type WorkerStatus } from "../gen/common/common_pb.js";
 import { InstanceNetworkSchema } from "../gen/rik/network/v1/workload_network_pb.js";
-import type { InstanceNetwork } from "../network/instance-network.js";
+import type { InstanceNetwork } from "../network/model/instance-network.js";
 import { toInstanceNetworkMessage } from "./to-instance-network-message.js";
 
 /**

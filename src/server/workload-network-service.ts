@@ -8,9 +8,9 @@ import {
   type WorkloadNetwork,
 } from "../gen/rik/network/v1/workload_network_pb.js";
 import type { Logger } from "../logger.js";
-import type { ApplyAction, InstanceNetwork } from "../network/instance-network.js";
-import { NetworkError } from "../network/network-error.js";
-import type { NetworkPlane } from "../network/network-plane.js";
+import type { ApplyAction, InstanceNetwork } from "../network/model/instance-network.js";
+import { NetworkError } from "../network/model/network-error.js";
+import type { NetworkPlane } from "../network/plane/network-plane.js";
 import type { ServiceImplementation } from "./service-definition.js";
 import { reportRpc } from "./report-rpc.js";
 import type { RpcObserver } from "./rpc-observer.js";

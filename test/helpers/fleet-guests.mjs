@@ -19,7 +19,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import { TAP_FLAGS, tunSetIff } from "../../src/network/tun-ioctl.mjs";
+import { TAP_FLAGS, tunSetIff } from "../../src/network/kernel/tun-ioctl.mjs";
 
 /** The relay finds guest i's NIC at this fd. */
 const FIRST_GUEST_FD = 3;

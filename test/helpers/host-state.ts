@@ -3,7 +3,7 @@
  * and `ip -j addr`, and the whole ruleset, IPv4 and IPv6, timestamps of iptables-save aside. The service's
  * spare TAPs are left out: it makes them in the background, whatever the requests.
  */
-import { isSpareTapName } from "../../src/network/spare-taps.js";
+import { isSpareTapName } from "../../src/network/strategies/function/spare-taps.js";
 import type { Topology } from "./netns.js";
 
 export interface HostState {

@@ -1,8 +1,8 @@
 /**
  * Read-only snapshots of a namespace's network state, for assertions and before/after diffs.
  */
-import { isSpareTapName } from "../../src/network/spare-taps.js";
-import { TAP_IPV6_SYSCTLS } from "../../src/network/tap-creator.js";
+import { isSpareTapName } from "../../src/network/strategies/function/spare-taps.js";
+import { TAP_IPV6_SYSCTLS } from "../../src/network/kernel/tap-creator.js";
 import { delay, execIn } from "./netns.js";
 
 export interface IpLinkInfo {

@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { execa, type Options as ExecaOptions, type ResultPromise } from "execa";
 
 /** Repository root: child `node --import tsx` processes run here so `tsx` resolves. */
-export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /** Prefix of every namespace this harness creates. */
 export const TEST_PREFIX = "rikt";

@@ -4,7 +4,7 @@
  * what a failure means for the process.
  */
 import fs from "node:fs";
-import { TAP_FLAGS, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_UFO, tunGetIff, tunSetIff, tunSetOffload, tunSetVnetHdrSize } from "../../src/network/tun-ioctl.mjs";
+import { TAP_FLAGS, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_UFO, tunGetIff, tunSetIff, tunSetOffload, tunSetVnetHdrSize } from "../../src/network/kernel/tun-ioctl.mjs";
 
 /** sizeof(struct virtio_net_hdr_v1), what Firecracker sets. */
 export const VNET_HDR_SIZE = 12;

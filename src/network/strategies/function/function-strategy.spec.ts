@@ -1,0 +1,144 @@
+/**
+ * FunctionStrategy with its kernel collaborators replaced by recording fakes: the parts of it
+ * that are decisions (what identity means, the exposure limit, how a rollback runs). The
+ * kernel side is covered by the integration tests under test/.
+ */
+import test from "ava";
+import winston from "winston";
+import type { Conntrack } from "../../kernel/conntrack.js";
+import { FunctionStrategy, type FunctionStrategyOptions } from "./function-strategy.js";
+import type { Iptables } from "../../firewall/iptables/iptables.js";
+import { Ipv4Cidr } from "../../model/ipv4-cidr.js";
+import { NetworkError } from "../../model/network-error.js";
+import { PortPolicy } from "../../model/port-policy.js";
+import { rollbackFailuresOf } from "../../plane/rollback.js";
+import type { Rtnetlink } from "../../kernel/rtnetlink.js";
+import type { SockDiag } from "../../kernel/sock-diag.js";
+import type { SpareTaps } from "./spare-taps.js";
+import type { TapCreator } from "../../kernel/tap-creator.js";
+import type { TapDeleter } from "../../kernel/tap-deleter.js";
+import { parseWorkloadDefinition, type WorkloadDefinition } from "../../model/workload-definition.js";
+
+interface Exposure {
+  readonly port: number;
+  readonly targetPort: number;
+  readonly protocol?: string;
+  readonly hostIP?: string;
+}
+
+function definition(exposure: readonly Exposure[], more: { rootfs?: string; replicas?: number } = {}): WorkloadDefinition {
+  return parseWorkloadDefinition(
+    JSON.stringify({
+      apiVersion: "v0",
+      kind: "Function",
+      name: "f",
+      replicas: more.replicas ?? 1,
+      spec: { function: { execution: { rootfs: more.rootfs ?? "r" }, exposure } },
+    }),
+  );
+}
+
+/** What the fakes were asked to do, in order. */
+interface Fakes {
+  readonly calls: string[];
+  /** iptables-restore refuses batches with a line starting so ("-A", "-D"). */
+  readonly refuse: Set<string>;
+}
+
+function strategy(overrides: Partial<FunctionStrategyOptions> = {}): { functions: FunctionStrategy; fakes: Fakes } {
+  const fakes: Fakes = { calls: [], refuse: new Set() };
+  const iptables = {
+    restore: async (batch: string) => {
+      const verb = batch.split("\n").find((line) => line.startsWith("-"))?.slice(0, 2) ?? "";
+      fakes.calls.push(`restore ${verb}`);
+      if (fakes.refuse.has(verb)) throw new NetworkError("internal", `iptables-restore refused the ${verb} batch`);
+    },
+    // What a batch that failed is retried from; refused too once a delete was, so that the delete fails whole.
+    save: async () => {
+      const afterRefusedDelete = fakes.refuse.has("-D") && fakes.calls.includes("restore -D");
+      fakes.calls.push("save");
+      if (afterRefusedDelete) throw new NetworkError("internal", "iptables-save failed");
+      return "";
+    },
+  } as unknown as Iptables;
+  const spares = {
+    take: async (tap: { tapName: string }) => {
+      fakes.calls.push(`take spare as ${tap.tapName}`);
+      return true;
+    },
+  } as unknown as SpareTaps;
+  const tapDeleter = {
+    delete: async (name: string) => {
+      fakes.calls.push(`delete TAP ${name}`);
+    },
+  } as unknown as TapDeleter;
+  const sockDiag = {} as unknown as SockDiag;
+  const functions = new FunctionStrategy({
+    pool: Ipv4Cidr.parse("10.220.0.0/24"),
+    mtu: 1500,
+    localhost: true,
+    portPolicy: new PortPolicy({ min: 1, max: 65535, reserved: [] }),
+    egressDeny: [],
+    iptables,
+    ip6tables: undefined,
+    rtnetlink: {} as unknown as Rtnetlink,
+    taps: {} as unknown as TapCreator,
+    spares,
+    tapDeleter,
+    sockDiag,
+    conntrack: { delete: async () => undefined } as unknown as Conntrack,
+    logger: winston.createLogger({ silent: true }),
+    ...overrides,
+  });
+  return { functions, fakes };
+}
+
+test("a CREATE is the same instance when its exposure is the same set of ports, in any order, whatever else changed", (t) => {
+  const { functions } = strategy();
+  const ports: Exposure[] = [
+    { port: 8080, targetPort: 80 },
+    { port: 5353, targetPort: 53, protocol: "UDP" },
+    { port: 9000, targetPort: 9000, hostIP: "192.0.2.10" },
+  ];
+  const network = functions.prepare("a", definition(ports));
+  t.is(functions.differenceFrom(network, definition(ports)), undefined);
+  t.is(functions.differenceFrom(network, definition([...ports].reverse(), { rootfs: "other", replicas: 3 })), undefined);
+  t.is(functions.differenceFrom(network, definition([{ ...ports[0]!, protocol: "tcp" }, ports[1]!, ports[2]!])), undefined, "protocol in any case");
+  for (const changed of [
+    [{ port: 8081, targetPort: 80 }, ports[1]!, ports[2]!],
+    [{ port: 8080, targetPort: 81 }, ports[1]!, ports[2]!],
+    [{ port: 8080, targetPort: 80, protocol: "UDP" }, ports[1]!, ports[2]!],
+    [ports[0]!, ports[1]!, { port: 9000, targetPort: 9000 }],
+    [ports[0]!, ports[1]!],
+    [...ports, { port: 7000, targetPort: 7000 }],
+    [],
+  ]) {
+    t.is(functions.differenceFrom(network, definition(changed)), "another exposure", JSON.stringify(changed));
+  }
+});
+
+test("more exposure entries than --max-ports-per-instance are refused before anything is reserved or asked of the kernel", async (t) => {
+  const ports = (count: number) => Array.from({ length: count }, (_, i) => ({ port: 10_000 + i, targetPort: 80 }));
+  const { functions, fakes } = strategy();
+  const error = await t.throwsAsync(functions.admit("a", definition(ports(65))), { instanceOf: NetworkError });
+  t.is(error.code, "invalid-argument");
+  t.regex(error.message, /spec\.function\.exposure has 65 entries, more than the 64 an instance may have on this node \(--max-ports-per-instance\)/);
+  t.deepEqual(fakes.calls, []);
+  t.deepEqual(functions.stats(), { poolSize: 64, poolUsed: 0 });
+  const limited = strategy({ maxPortsPerInstance: 2 }).functions;
+  await t.throwsAsync(limited.admit("a", definition(ports(3))), { message: /has 3 entries, more than the 2/ });
+});
+
+test("a rollback whose rule delete fails still deletes the TAP, and the CREATE fails with the first error", async (t) => {
+  const { functions, fakes } = strategy();
+  const network = functions.prepare("a", definition([{ port: 8080, targetPort: 80 }]));
+  fakes.refuse.add("-A");
+  fakes.refuse.add("-D");
+  const error = await t.throwsAsync(functions.realize(network), { instanceOf: NetworkError });
+  t.is(error.message, "iptables-restore refused the -A batch", "the append's error, not the rollback's");
+  t.deepEqual(
+    rollbackFailuresOf(error).map(({ step, error: cause }) => [step, (cause as Error).message]),
+    [["delete the rules", "iptables-save failed"]],
+  );
+  t.true(fakes.calls.includes(`delete TAP ${network.function!.tapName}`), fakes.calls.join(", "));
+});

@@ -1,0 +1,59 @@
+import test from "ava";
+import { rejected, scriptedNetlink } from "../../../../test/helpers/scripted-netlink.js";
+import { createLogger } from "../../../logger.js";
+import { isTapName, tapNameFor } from "../../model/instance-naming.js";
+import { NetworkError } from "../../model/network-error.js";
+import { Rtnetlink } from "../../kernel/rtnetlink.js";
+import { isSpareTapName, MAX_SPARE_TAPS, SpareTaps } from "./spare-taps.js";
+import type { TapCreator } from "../../kernel/tap-creator.js";
+import type { TapDeleter } from "../../kernel/tap-deleter.js";
+
+test("spare names are rik-spare-N: at most 15 bytes, and never an instance TAP's name", (t) => {
+  t.true(isSpareTapName("rik-spare-0"));
+  t.true(isSpareTapName("rik-spare-99999"));
+  t.is(Buffer.byteLength("rik-spare-99999"), 15);
+  for (const name of ["rik-spare-", "rik-spare-100000", "rik-spare-x", "xrik-spare-1", "rik-spare-1 ", tapNameFor("fn-a")]) {
+    t.false(isSpareTapName(name), name);
+  }
+  t.false(isTapName("rik-spare-1"), "reconcile never takes a spare for an orphaned instance TAP");
+});
+
+test("the count must be an integer from 0 to the maximum, before anything is made", (t) => {
+  const options = { taps: {} as TapCreator, deleter: {} as TapDeleter, rtnetlink: {} as Rtnetlink, logger: createLogger("error") };
+  for (const count of [-1, 1.5, MAX_SPARE_TAPS + 1, Number.NaN]) {
+    const error = t.throws(() => new SpareTaps({ ...options, count }), { instanceOf: NetworkError });
+    t.is(error?.code, "invalid-argument");
+  }
+  t.is(new SpareTaps({ ...options, count: 0 }).size, 0);
+});
+
+test("with no spare ready, take leaves the TAP to the caller and asks nothing of the kernel", async (t) => {
+  const untouchable = new Proxy({}, { get: () => t.fail("the kernel was asked") }) as Rtnetlink;
+  const spares = new SpareTaps({ count: 0, taps: {} as TapCreator, deleter: {} as TapDeleter, rtnetlink: untouchable, logger: createLogger("error") });
+  t.false(await spares.take({ tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 30, mtu: 1500 }, true));
+  await spares.close();
+});
+
+test("a spare that cannot be addressed once renamed fails the take with an error naming the TAP, not the link index", async (t) => {
+  const RTM_NEWLINK = 16;
+  const RTM_GETLINK = 18;
+  const RTM_NEWADDR = 20;
+  const link = Buffer.alloc(16);
+  link.writeInt32LE(42, 4);
+  const rtnetlink = Rtnetlink.open(() =>
+    scriptedNetlink((type) => {
+      if (type === RTM_GETLINK) return [{ type: RTM_NEWLINK, data: link }];
+      if (type === RTM_NEWADDR) throw rejected("ENODEV");
+      return [];
+    }),
+  );
+  t.teardown(() => rtnetlink.close());
+  const taps = { add: async () => ({ detached: Promise.resolve() }) } as unknown as TapCreator;
+  const deleter = { delete: async () => undefined } as unknown as TapDeleter;
+  const spares = new SpareTaps({ count: 1, taps, deleter, rtnetlink, logger: createLogger("error") });
+  t.teardown(() => spares.close());
+  spares.start([]);
+  while (spares.size < 1) await new Promise((resolve) => setImmediate(resolve));
+  const error = await t.throwsAsync(spares.take({ tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 30, mtu: 1500 }, true));
+  t.is(error.message, "adding address 10.220.0.1/30 to link rikaaaaaaaaaaaa (index 42) failed: ENODEV (no such device)");
+});

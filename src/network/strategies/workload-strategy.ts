@@ -1,0 +1,42 @@
+import type { InstanceNetwork } from "../model/instance-network.js";
+import type { WorkloadDefinition } from "../model/workload-definition.js";
+
+/**
+ * How one workload kind gets its network. Registered per kind in `createNetworkPlane`.
+ * The manager drives the steps so that the store records intent before the kernel is
+ * touched: admit → prepare → (record "creating") → realize → (record "running").
+ */
+export interface WorkloadStrategy {
+  /** One-time checks and settings before serving (e.g. pool overlap, ip_forward). */
+  setupNode(): Promise<void>;
+  /**
+   * Refuses, before anything is recorded or touched, a definition that the node's policy
+   * forbids or that conflicts with what is already on the node (e.g. a host port in use).
+   */
+  admit(instanceId: string, definition: WorkloadDefinition): Promise<void>;
+  /**
+   * Reserves what the instance needs (addresses, names, ports) and returns its network,
+   * "creating". No kernel change, and no await: it re-checks the conflicts `admit` checked.
+   */
+  prepare(instanceId: string, definition: WorkloadDefinition): InstanceNetwork;
+  /**
+   * What a CREATE of `definition` would change in the network an instance of this kind
+   * already has (e.g. "another exposure"), or undefined when nothing: a repeated CREATE is
+   * the same instance when its network would be the same, whatever else of the definition
+   * changed, and gets that network back.
+   */
+  differenceFrom(network: InstanceNetwork, definition: WorkloadDefinition): string | undefined;
+  /** Reserves again what a stored record holds, at start. */
+  restore(network: InstanceNetwork): void;
+  /** Makes the network real in the kernel; on failure leaves the host as it was. */
+  realize(network: InstanceNetwork): Promise<void>;
+  /** Removes the network from the kernel. Tolerates pieces already gone. */
+  teardown(network: InstanceNetwork): Promise<void>;
+  /** Frees what `prepare` or `restore` reserved. */
+  release(network: InstanceNetwork): void;
+  /**
+   * Makes the kernel hold exactly these networks: re-creates what they lack and removes
+   * what none of them owns. Returns the actions taken, by name.
+   */
+  reconcile(networks: readonly InstanceNetwork[]): Promise<Record<string, number>>;
+}
