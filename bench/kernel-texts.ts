@@ -3,8 +3,8 @@
  * rule texts (imported, not copied), rendered as one `iptables-restore --noflush` batch or
  * one `ip -batch` script to fill a namespace quickly. Pure.
  */
+import { DEFAULT_EGRESS_DENY } from "../src/network/firewall/firewall.js";
 import {
-  DEFAULT_EGRESS_DENY,
   instanceComment,
   instanceRules,
   NAT_CHAIN,

@@ -63,7 +63,7 @@ export function createMetrics(): Metrics {
       for (const { kind, status } of instances) if (kind !== "") this.inc({ kind, status });
     },
   });
-  const poolGauges: [string, string, keyof PlaneStats][] = [
+  const poolGauges: [string, string, "poolSize" | "poolUsed"][] = [
     ["pool_size", "Capacity of the address pool, in /30 subnets (one per instance).", "poolSize"],
     ["pool_used", "/30 subnets of the address pool held by instances.", "poolUsed"],
   ];

@@ -4,8 +4,12 @@ import { CommandLauncher } from "./kernel/command-launcher.js";
 import { Conntrack } from "./kernel/conntrack.js";
 import { FunctionStrategy } from "./strategies/function/function-strategy.js";
 import { InstanceStore } from "./plane/instance-store.js";
-import { DEFAULT_EGRESS_DENY } from "./firewall/iptables/iptables-rules.js";
+import { DEFAULT_EGRESS_DENY, type Firewall } from "./firewall/firewall.js";
+import { IptablesFirewall } from "./firewall/iptables/iptables-firewall.js";
 import { Iptables, type IptablesOptions } from "./firewall/iptables/iptables.js";
+import { HostPorts } from "./node/host-ports.js";
+import { NodeSetup } from "./node/node-setup.js";
+import { FunctionTaps } from "./strategies/function/function-taps.js";
 import { Ipv4Cidr } from "./model/ipv4-cidr.js";
 import { NetworkManager } from "./plane/network-manager.js";
 import { DEFAULT_HOST_PORTS, PortPolicy, type PortPolicyOptions } from "./model/port-policy.js";
@@ -87,22 +91,28 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
       })
     : undefined;
   const portPolicy = new PortPolicy(options.portPolicy ?? { ...DEFAULT_HOST_PORTS, reserved: [] });
-  const functions = new FunctionStrategy({
+  const localhost = options.localhost ?? true;
+  const conntrack = new Conntrack(launcher);
+  const node = new NodeSetup({ pool, mtu: options.mtu, rtnetlink, conntrack, logger });
+  const hostPorts = new HostPorts({
     pool,
-    mtu: options.mtu,
-    localhost: options.localhost ?? true,
+    localhost,
     portPolicy,
-    egressDeny: options.egressDeny ?? DEFAULT_EGRESS_DENY,
-    iptables,
-    ip6tables,
     rtnetlink,
-    taps,
-    spares,
-    tapDeleter,
     sockDiag,
-    conntrack: new Conntrack(launcher),
-    logger,
     ...(options.maxPortsPerInstance === undefined ? {} : { maxPortsPerInstance: options.maxPortsPerInstance }),
+  });
+  const policy = { pool: pool.toString(), localhost, egressDeny: options.egressDeny ?? DEFAULT_EGRESS_DENY };
+  // The firewall backend: a backend is a folder under firewall/ and a line here.
+  const firewall: Firewall = new IptablesFirewall({ policy, iptables, ip6tables, logger });
+  const functions = new FunctionStrategy({
+    node,
+    hostPorts,
+    firewall,
+    taps: new FunctionTaps({ localhost, rtnetlink, taps, spares, tapDeleter, logger }),
+    spares,
+    conntrack,
+    logger,
   });
   const registry = new StrategyRegistry({
     Function: functions,
@@ -110,6 +120,8 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   });
   const manager = new NetworkManager({
     registry,
+    node,
+    firewall,
     store,
     logger,
     ...(observer === undefined ? {} : { observer }),
@@ -132,7 +144,11 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     get: (instanceId) => manager.get(instanceId),
     list: () => manager.list(),
     subscribe: (listener) => manager.subscribe(listener),
-    stats: () => functions.stats(),
+    stats: () => ({
+      poolSize: node.pool.capacity,
+      poolUsed: node.pool.size,
+      strategies: Object.fromEntries(registry.entries.map(([kind, strategy]) => [kind, strategy.stats()])),
+    }),
     close: async () => {
       await manager.close();
       await spares.close();

@@ -227,7 +227,7 @@ test("Get answers the network, NOT_FOUND for an unknown one, INVALID_ARGUMENT wi
 test("List answers every network", async (t) => {
   const { client, plane } = await startServer(t);
   plane.change(functionNetwork("fn-1"));
-  plane.change({ instanceId: "fn-2", kind: "Function", status: "creating" });
+  plane.change(functionNetwork("fn-2", "creating"));
   const response = await unary<ListResponse>((callback) => client.list({}, callback));
   t.deepEqual(
     response.networks.map((network) => [network.instanceId, network.status]),

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { ResourceStatus } from "../gen/common/common_pb.js";
 import {
   InstanceNetworkSchema,
@@ -20,33 +20,42 @@ const protocolMessageByProtocol: Readonly<Record<Protocol, ProtocolMessage>> = {
   udp: ProtocolMessage.UDP,
 };
 
+/** The kind's own part of the wire form: the `network` oneof. */
+function networkOf(network: InstanceNetwork): MessageInitShape<typeof InstanceNetworkSchema>["network"] {
+  switch (network.kind) {
+    case "Function": {
+      const fn = network.function;
+      return {
+        case: "function",
+        value: {
+          tapName: fn.tapName,
+          hostIp: fn.hostIp,
+          guestIp: fn.guestIp,
+          prefixLength: fn.prefixLength,
+          mask: fn.mask,
+          guestMac: fn.guestMac,
+          mtu: fn.mtu,
+          ports: fn.ports.map((port) => ({
+            protocol: protocolMessageByProtocol[port.protocol],
+            hostPort: port.hostPort,
+            guestPort: port.guestPort,
+            hostIp: port.hostIp ?? "",
+          })),
+          bootArg: fn.bootArg,
+        },
+      };
+    }
+    case "":
+      return { case: undefined };
+  }
+}
+
 /** The wire form of one instance's network (`rik.network.v1.InstanceNetwork`). */
 export function toInstanceNetworkMessage(network: InstanceNetwork): InstanceNetworkMessage {
   return create(InstanceNetworkSchema, {
     instanceId: network.instanceId,
     kind: network.kind,
     status: resourceStatusByInstanceStatus[network.status],
-    network:
-      network.function === undefined
-        ? { case: undefined }
-        : {
-            case: "function",
-            value: {
-              tapName: network.function.tapName,
-              hostIp: network.function.hostIp,
-              guestIp: network.function.guestIp,
-              prefixLength: network.function.prefixLength,
-              mask: network.function.mask,
-              guestMac: network.function.guestMac,
-              mtu: network.function.mtu,
-              ports: network.function.ports.map((port) => ({
-                protocol: protocolMessageByProtocol[port.protocol],
-                hostPort: port.hostPort,
-                guestPort: port.guestPort,
-                hostIp: port.hostIp ?? "",
-              })),
-              bootArg: network.function.bootArg,
-            },
-          },
+    network: networkOf(network),
   });
 }

@@ -5,7 +5,7 @@
  * that point's step name to RIKT_KILL_STEP_FILE, so that the test knows where it died.
  */
 import fs from "node:fs";
-import { setFaultHook } from "../../src/network/plane/fault-point.js";
+import { setFaultHook } from "../../src/network/support/fault-point.js";
 
 const killAt = Number(process.env["RIKT_KILL_AT_STEP"] ?? 0);
 const stepFile = process.env["RIKT_KILL_STEP_FILE"];

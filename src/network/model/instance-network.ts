@@ -28,13 +28,27 @@ export interface FunctionNetwork {
   readonly bootArg: string;
 }
 
-export interface InstanceNetwork {
+interface InstanceNetworkBase {
   readonly instanceId: string;
-  /** Workload kind, e.g. "Function". Empty when the instance was never known (DESTROY of an unknown id). */
-  readonly kind: string;
   readonly status: InstanceStatus;
-  readonly function?: FunctionNetwork;
 }
+
+/** A Function instance: a microVM behind its TAP. */
+export interface FunctionInstanceNetwork extends InstanceNetworkBase {
+  readonly kind: "Function";
+  readonly function: FunctionNetwork;
+}
+
+/** What a DESTROY of an id the node never knew answers: nothing about it is known, not even its kind. */
+export interface UnknownInstanceNetwork extends InstanceNetworkBase {
+  readonly kind: "";
+}
+
+/** An instance's network, by its workload kind: each kind's strategy adds its own member. */
+export type InstanceNetwork = FunctionInstanceNetwork | UnknownInstanceNetwork;
+
+/** A kind that has a network of its own. */
+export type NetworkKind = Exclude<InstanceNetwork["kind"], "">;
 
 export type ApplyAction = "create" | "destroy";
 

@@ -1,4 +1,5 @@
 import test from "ava";
+import { functionNetwork } from "../../../test/fixtures/function-network.js";
 import type fs from "node:fs";
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,7 +10,7 @@ import { InstanceStore, type InstanceRecord } from "./instance-store.js";
 import { NetworkError } from "../model/network-error.js";
 
 function record(instanceId: string, status: InstanceRecord["status"] = "running"): InstanceRecord {
-  return { instanceId, kind: "Function", status, network: { instanceId, kind: "Function", status } };
+  return { instanceId, kind: "Function", status, network: functionNetwork(instanceId, status) };
 }
 
 function tempStore(t: { teardown(fn: () => void): void }) {

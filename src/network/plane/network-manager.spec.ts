@@ -5,14 +5,17 @@ import { join } from "node:path";
 import winston from "winston";
 import { captureLogger } from "../../../test/helpers/capture-logger.js";
 import { diskFull } from "../../../test/helpers/fs-faults.js";
+import { functionNetwork } from "../../../test/fixtures/function-network.js";
 import type { InstanceNetwork } from "../model/instance-network.js";
 import { InstanceStore } from "./instance-store.js";
 import { NetworkError, type NetworkErrorCode } from "../model/network-error.js";
 import { NetworkManager } from "./network-manager.js";
-import { rollbackFailuresOf } from "./rollback.js";
+import { rollbackFailuresOf } from "../support/rollback.js";
 import { StrategyRegistry } from "./strategy-registry.js";
 import type { WorkloadDefinition } from "../model/workload-definition.js";
 import type { WorkloadStrategy } from "../strategies/workload-strategy.js";
+import type { Firewall } from "../firewall/firewall.js";
+import type { NodeSetup } from "../node/node-setup.js";
 
 const logger = winston.createLogger({ silent: true });
 
@@ -24,7 +27,12 @@ class RecordingStrategy implements WorkloadStrategy {
   failTeardown = false;
   reconciledWith: string[][] = [];
 
-  setupNode = async () => void this.calls.push("setup");
+  firewallOf(network: InstanceNetwork) {
+    return { instanceId: network.instanceId, guestIp: "10.220.0.2", ports: [] };
+  }
+  stats() {
+    return {};
+  }
   async admit(instanceId: string, definition: { name: string }) {
     if (definition.name === "conflicting") throw new NetworkError("already-exists", `conflict for ${instanceId}`);
   }
@@ -33,7 +41,7 @@ class RecordingStrategy implements WorkloadStrategy {
   prepare(instanceId: string, definition: WorkloadDefinition): InstanceNetwork {
     this.reserved.add(instanceId);
     this.exposures.set(instanceId, JSON.stringify(definition.spec.function?.exposure));
-    return { instanceId, kind: "Function", status: "creating" };
+    return functionNetwork(instanceId, "creating");
   }
   differenceFrom(network: InstanceNetwork, definition: WorkloadDefinition): string | undefined {
     return this.exposures.get(network.instanceId) === JSON.stringify(definition.spec.function?.exposure) ? undefined : "another exposure";
@@ -73,8 +81,13 @@ async function setup(t: { teardown(fn: () => void): void }, stateDir?: string, o
   if (stateDir === undefined) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const strategy = new RecordingStrategy();
   const store = InstanceStore.open(dir);
+  // The node setup and the firewall as the manager sees them; what they do is the integration tests' business.
+  const node = { setup: async () => void strategy.calls.push("setup"), takeStartDumps: () => undefined } as unknown as NodeSetup;
+  const firewall: Firewall = { prefetch: () => undefined, add: async () => undefined, remove: async () => undefined, reconcile: async () => ({}) };
   const manager = new NetworkManager({
     registry: new StrategyRegistry({ Function: strategy, Pod: { unimplemented: "no pods" } }),
+    node,
+    firewall,
     store,
     logger: options.logger ?? logger,
   });

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../../logger.js";
-import { faultPoint } from "./fault-point.js";
+import { faultPoint } from "../support/fault-point.js";
 import type { ApplyRequest, InstanceNetwork, InstanceStatus } from "../model/instance-network.js";
 import { quotedInstanceId, validateInstanceId } from "../model/instance-id.js";
 import type { InstanceRecord, InstanceStore } from "./instance-store.js";
@@ -9,12 +9,18 @@ import { NetworkError } from "../model/network-error.js";
 import type { NetworkObserver } from "../model/network-observer.js";
 import { OperationGate } from "../concurrency/operation-gate.js";
 import type { StrategyRegistry } from "./strategy-registry.js";
-import { rollBack, rollbackFailuresOf, type UndoStep } from "./rollback.js";
+import { rollBack, rollbackFailuresOf, type UndoStep } from "../support/rollback.js";
 import { parseWorkloadDefinition } from "../model/workload-definition.js";
 import type { WorkloadStrategy } from "../strategies/workload-strategy.js";
+import type { Firewall } from "../firewall/firewall.js";
+import type { NodeSetup } from "../node/node-setup.js";
 
 export interface NetworkManagerOptions {
   readonly registry: StrategyRegistry;
+  /** Node-wide setup every strategy shares, done first at start. */
+  readonly node: NodeSetup;
+  /** Reconciled with every kind's instances at once. */
+  readonly firewall: Firewall;
   readonly store: InstanceStore;
   readonly logger: Logger;
   readonly observer?: NetworkObserver;
@@ -48,8 +54,9 @@ export class NetworkManager {
 
   /** Prepares the node, loads the store and makes the kernel match it, before anything is served. */
   async start(): Promise<void> {
-    const { registry, store, resyncIntervalMs } = this.options;
-    for (const strategy of registry.strategies) await strategy.setupNode();
+    const { registry, store, resyncIntervalMs, node, firewall } = this.options;
+    firewall.prefetch();
+    await node.setup();
     for (const record of store.load()) {
       registry.resolve(record.kind).restore(record.network);
       this.records.set(record.instanceId, record);
@@ -203,9 +210,14 @@ export class NetworkManager {
       const running = [...this.records.values()].filter((r) => r.status === "running");
       const interrupted = [...this.records.values()].filter((r) => r.status !== "running");
       const actions: Record<string, number> = {};
-      for (const [kind, strategy] of registry.entries) {
-        const done = await strategy.reconcile(running.filter((r) => r.kind === kind).map((r) => r.network));
+      const add = (done: Record<string, number>) => {
         for (const [action, count] of Object.entries(done)) actions[action] = (actions[action] ?? 0) + count;
+      };
+      // The firewall gets every kind's instances at once, so no kind's mappings are another's orphans.
+      add(await this.options.firewall.reconcile(running.map((r) => registry.resolve(r.kind).firewallOf(r.network))));
+      const start = this.options.node.takeStartDumps();
+      for (const [kind, strategy] of registry.entries) {
+        add(await strategy.reconcile(running.filter((r) => r.kind === kind).map((r) => r.network), start));
       }
       // Their kernel state is gone now (no longer desired), so their records and reservations can go too.
       for (const record of interrupted) {

@@ -19,4 +19,6 @@ export interface NetworkPlane {
 export interface PlaneStats {
   readonly poolSize: number;
   readonly poolUsed: number;
+  /** Each strategy's own figures, by workload kind. */
+  readonly strategies?: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }

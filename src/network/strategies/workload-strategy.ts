@@ -1,14 +1,19 @@
+import type { InstanceFirewall } from "../firewall/firewall.js";
 import type { InstanceNetwork } from "../model/instance-network.js";
 import type { WorkloadDefinition } from "../model/workload-definition.js";
+import type { StartDumps } from "../node/node-setup.js";
 
 /**
  * How one workload kind gets its network. Registered per kind in `createNetworkPlane`.
  * The manager drives the steps so that the store records intent before the kernel is
  * touched: admit → prepare → (record "creating") → realize → (record "running").
+ *
+ * A strategy owns the links it makes, and says which by their names (or a registry of its
+ * own): its reconcile removes only links it owns that none of its instances needs, so nothing
+ * another strategy made is ever its orphan. The firewall's share of each instance it hands to
+ * the firewall (`firewallOf`), which the manager reconciles across every kind at once.
  */
 export interface WorkloadStrategy {
-  /** One-time checks and settings before serving (e.g. pool overlap, ip_forward). */
-  setupNode(): Promise<void>;
   /**
    * Refuses, before anything is recorded or touched, a definition that the node's policy
    * forbids or that conflicts with what is already on the node (e.g. a host port in use).
@@ -34,9 +39,14 @@ export interface WorkloadStrategy {
   teardown(network: InstanceNetwork): Promise<void>;
   /** Frees what `prepare` or `restore` reserved. */
   release(network: InstanceNetwork): void;
+  /** The instance's port mappings, as the firewall holds them. */
+  firewallOf(network: InstanceNetwork): InstanceFirewall;
   /**
-   * Makes the kernel hold exactly these networks: re-creates what they lack and removes
-   * what none of them owns. Returns the actions taken, by name.
+   * Makes the kernel hold exactly these networks' links: re-creates what they lack and removes
+   * what the strategy owns that none of them needs. `start` holds the dumps the node setup
+   * read, at start only. Returns the actions taken, by name.
    */
-  reconcile(networks: readonly InstanceNetwork[]): Promise<Record<string, number>>;
+  reconcile(networks: readonly InstanceNetwork[], start: StartDumps | undefined): Promise<Record<string, number>>;
+  /** Figures of the strategy's own, by name (e.g. spare TAPs ready), for the metrics. */
+  stats(): Record<string, number>;
 }

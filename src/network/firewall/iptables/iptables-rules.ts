@@ -3,6 +3,7 @@
  * Rule specs are written in iptables-save's canonical form, so that a rule read back
  * from `iptables-save` compares equal to the one we rendered.
  */
+import type { NodeFirewallPolicy } from "../firewall.js";
 import type { PortMapping } from "../../model/instance-network.js";
 import { TAP_PREFIX } from "../../model/instance-naming.js";
 
@@ -64,18 +65,8 @@ function comment(text: string): string {
 
 const node = comment(NODE_COMMENT);
 
-/** Link-local, which holds the cloud metadata service (169.254.169.254) and the node's credentials behind it. */
-export const DEFAULT_EGRESS_DENY: readonly string[] = ["169.254.0.0/16"];
-
-/** What the node-wide rules depend on. */
-export interface NodeRuleOptions {
-  /** The address pool, as a CIDR. */
-  readonly pool: string;
-  /** Whether 127.0.0.1:<port> on the node reaches the guests. */
-  readonly localhost: boolean;
-  /** Destinations (IPv4 CIDRs) guests never reach, neither forwarded nor on the node. */
-  readonly egressDeny: readonly string[];
-}
+/** What the node-wide rules depend on: the firewall's node policy. */
+export type NodeRuleOptions = NodeFirewallPolicy;
 
 /*
  * Why shards: deleting a rule by its spec makes iptables-nft read the whole chain it is in, so a

@@ -6,12 +6,16 @@
 import test from "ava";
 import winston from "winston";
 import type { Conntrack } from "../../kernel/conntrack.js";
-import { FunctionStrategy, type FunctionStrategyOptions } from "./function-strategy.js";
+import { FunctionStrategy } from "./function-strategy.js";
+import { FunctionTaps } from "./function-taps.js";
+import { IptablesFirewall } from "../../firewall/iptables/iptables-firewall.js";
+import { HostPorts } from "../../node/host-ports.js";
+import { NodeSetup } from "../../node/node-setup.js";
 import type { Iptables } from "../../firewall/iptables/iptables.js";
 import { Ipv4Cidr } from "../../model/ipv4-cidr.js";
 import { NetworkError } from "../../model/network-error.js";
 import { PortPolicy } from "../../model/port-policy.js";
-import { rollbackFailuresOf } from "../../plane/rollback.js";
+import { rollbackFailuresOf } from "../../support/rollback.js";
 import type { Rtnetlink } from "../../kernel/rtnetlink.js";
 import type { SockDiag } from "../../kernel/sock-diag.js";
 import type { SpareTaps } from "./spare-taps.js";
@@ -45,7 +49,7 @@ interface Fakes {
   readonly refuse: Set<string>;
 }
 
-function strategy(overrides: Partial<FunctionStrategyOptions> = {}): { functions: FunctionStrategy; fakes: Fakes } {
+function strategy(overrides: { maxPortsPerInstance?: number } = {}): { functions: FunctionStrategy; node: NodeSetup; fakes: Fakes } {
   const fakes: Fakes = { calls: [], refuse: new Set() };
   const iptables = {
     restore: async (batch: string) => {
@@ -73,24 +77,22 @@ function strategy(overrides: Partial<FunctionStrategyOptions> = {}): { functions
     },
   } as unknown as TapDeleter;
   const sockDiag = {} as unknown as SockDiag;
+  const rtnetlink = {} as unknown as Rtnetlink;
+  const logger = winston.createLogger({ silent: true });
+  const pool = Ipv4Cidr.parse("10.220.0.0/24");
+  const conntrack = { delete: async () => undefined } as unknown as Conntrack;
+  const node = new NodeSetup({ pool, mtu: 1500, rtnetlink, conntrack, logger });
+  const portPolicy = new PortPolicy({ min: 1, max: 65535, reserved: [] });
   const functions = new FunctionStrategy({
-    pool: Ipv4Cidr.parse("10.220.0.0/24"),
-    mtu: 1500,
-    localhost: true,
-    portPolicy: new PortPolicy({ min: 1, max: 65535, reserved: [] }),
-    egressDeny: [],
-    iptables,
-    ip6tables: undefined,
-    rtnetlink: {} as unknown as Rtnetlink,
-    taps: {} as unknown as TapCreator,
+    node,
+    hostPorts: new HostPorts({ pool, localhost: true, portPolicy, rtnetlink, sockDiag, ...overrides }),
+    firewall: new IptablesFirewall({ policy: { pool: pool.toString(), localhost: true, egressDeny: [] }, iptables, ip6tables: undefined, logger }),
+    taps: new FunctionTaps({ localhost: true, rtnetlink, taps: {} as unknown as TapCreator, spares, tapDeleter, logger }),
     spares,
-    tapDeleter,
-    sockDiag,
-    conntrack: { delete: async () => undefined } as unknown as Conntrack,
-    logger: winston.createLogger({ silent: true }),
-    ...overrides,
+    conntrack,
+    logger,
   });
-  return { functions, fakes };
+  return { functions, node, fakes };
 }
 
 test("a CREATE is the same instance when its exposure is the same set of ports, in any order, whatever else changed", (t) => {
@@ -119,12 +121,12 @@ test("a CREATE is the same instance when its exposure is the same set of ports, 
 
 test("more exposure entries than --max-ports-per-instance are refused before anything is reserved or asked of the kernel", async (t) => {
   const ports = (count: number) => Array.from({ length: count }, (_, i) => ({ port: 10_000 + i, targetPort: 80 }));
-  const { functions, fakes } = strategy();
+  const { functions, node, fakes } = strategy();
   const error = await t.throwsAsync(functions.admit("a", definition(ports(65))), { instanceOf: NetworkError });
   t.is(error.code, "invalid-argument");
   t.regex(error.message, /spec\.function\.exposure has 65 entries, more than the 64 an instance may have on this node \(--max-ports-per-instance\)/);
   t.deepEqual(fakes.calls, []);
-  t.deepEqual(functions.stats(), { poolSize: 64, poolUsed: 0 });
+  t.deepEqual([node.pool.capacity, node.pool.size], [64, 0]);
   const limited = strategy({ maxPortsPerInstance: 2 }).functions;
   await t.throwsAsync(limited.admit("a", definition(ports(3))), { message: /has 3 entries, more than the 2/ });
 });
@@ -140,5 +142,6 @@ test("a rollback whose rule delete fails still deletes the TAP, and the CREATE f
     rollbackFailuresOf(error).map(({ step, error: cause }) => [step, (cause as Error).message]),
     [["delete the rules", "iptables-save failed"]],
   );
-  t.true(fakes.calls.includes(`delete TAP ${network.function!.tapName}`), fakes.calls.join(", "));
+  const tapName = network.kind === "Function" ? network.function.tapName : "";
+  t.true(fakes.calls.includes(`delete TAP ${tapName}`), fakes.calls.join(", "));
 });

@@ -1,7 +1,23 @@
+/**
+ * What one reconcile plans, the Function strategy's TAPs and the iptables firewall's rules
+ * together, as the manager's reconcile runs them both.
+ */
 import test from "ava";
-import { chainKey, instanceRules, nodeChainRules, nodeChains, nodeJumpRules, parseIptablesSave, type Rule } from "../../firewall/iptables/iptables-rules.js";
-import { planActions, planReconcile, type DesiredState } from "./reconcile-plan.js";
-import type { AddressInfo, LinkInfo } from "../../kernel/rtnetlink.js";
+import { chainKey, instanceRules, nodeChainRules, nodeChains, nodeJumpRules, parseIptablesSave, type Rule, type SavedRules } from "../firewall/iptables/iptables-rules.js";
+import { planRules, ruleActions, type DesiredRules } from "../firewall/iptables/rule-plan.js";
+import type { AddressInfo, LinkInfo } from "../kernel/rtnetlink.js";
+import { planTaps, tapActions, type DesiredTap, type ObservedLinks, type TapPlan } from "../strategies/function/tap-plan.js";
+
+type DesiredState = DesiredRules & { readonly taps: readonly DesiredTap[] };
+type ReconcilePlan = TapPlan & { readonly rules: ReturnType<typeof planRules> };
+
+function planReconcile(desired: DesiredState, observed: ObservedLinks & { readonly saved: SavedRules }): ReconcilePlan {
+  return { ...planTaps(desired.taps, observed), rules: planRules(desired, observed.saved) };
+}
+
+function planActions(plan: ReconcilePlan): Record<string, number> {
+  return { ...tapActions(plan), ...ruleActions(plan.rules) };
+}
 
 const POOL = "10.220.0.0/24";
 const tapA = { tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 30, mtu: 1500 };
