@@ -14,9 +14,9 @@ export interface HostState {
 }
 
 /**
- * Read at once. The one flag that changes by itself is left out: "tentative", on the IPv6
- * link-local addresses of the topology's own links (the TAPs have no IPv6), which the
- * kernel's duplicate address detection clears about a second after a link comes up.
+ * Read at once. What the kernel changes by itself is left out: "tentative", on the IPv6
+ * link-local addresses of the topology's own links (the TAPs have no IPv6), which duplicate
+ * address detection clears about a second after a link comes up, and each link's carrier.
  */
 export async function hostState(topology: Topology): Promise<HostState> {
   const [links, addrs, rules, rules6] = await Promise.all([
@@ -36,5 +36,15 @@ export async function hostState(topology: Topology): Promise<HostState> {
 
 /** `ip -j link` or `ip -j addr` output without the entries of spare TAPs, re-serialized. */
 function withoutSpares(json: string): string {
-  return JSON.stringify((JSON.parse(json) as { ifname: string }[]).filter((entry) => !isSpareTapName(entry.ifname)));
+  return JSON.stringify((JSON.parse(json) as { ifname: string }[]).filter((entry) => !isSpareTapName(entry.ifname)).map(withoutCarrier));
+}
+
+/**
+ * A link without its carrier and operational state: the kernel's linkwatch sets them after
+ * the fact (a TAP loses its carrier once the descriptor that made it is closed), which is no
+ * change of ours.
+ */
+function withoutCarrier(entry: { ifname: string; flags?: string[]; operstate?: string }): object {
+  const { operstate: _operstate, ...rest } = entry;
+  return { ...rest, ...(entry.flags === undefined ? {} : { flags: entry.flags.filter((flag) => flag !== "NO-CARRIER" && flag !== "LOWER_UP") }) };
 }
