@@ -26,7 +26,7 @@ import type { PortPolicy } from "../../model/port-policy.js";
 import { planActions, planReconcile, type DesiredTap } from "./reconcile-plan.js";
 import { RestoreBatcher } from "../../firewall/iptables/restore-batcher.js";
 import { rollBack } from "../../plane/rollback.js";
-import type { AddressInfo, Ipv6LinkConf, LinkInfo, Rtnetlink } from "../../kernel/rtnetlink.js";
+import type { AddressInfo, Ipv6LinkConf, LinkInfo, Rtnetlink } from "../../kernel/rtnetlink/rtnetlink.js";
 import type { SockDiag } from "../../kernel/sock-diag.js";
 import { sysctlSet } from "../../kernel/sysctl.js";
 import { isSpareTapName, type SpareTaps } from "./spare-taps.js";

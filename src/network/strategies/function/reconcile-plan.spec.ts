@@ -1,7 +1,7 @@
 import test from "ava";
 import { chainKey, instanceRules, nodeChainRules, nodeChains, nodeJumpRules, parseIptablesSave, type Rule } from "../../firewall/iptables/iptables-rules.js";
 import { planActions, planReconcile, type DesiredState } from "./reconcile-plan.js";
-import type { AddressInfo, LinkInfo } from "../../kernel/rtnetlink.js";
+import type { AddressInfo, LinkInfo } from "../../kernel/rtnetlink/rtnetlink.js";
 
 const POOL = "10.220.0.0/24";
 const tapA = { tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 30, mtu: 1500 };

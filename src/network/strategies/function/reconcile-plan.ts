@@ -1,6 +1,6 @@
 import { isTapName } from "../../model/instance-naming.js";
 import { chainKey, isOurChainName, ruleKey, type Chain, type Rule, type RuleBatch, type SavedRules } from "../../firewall/iptables/iptables-rules.js";
-import type { AddressInfo, LinkInfo } from "../../kernel/rtnetlink.js";
+import type { AddressInfo, LinkInfo } from "../../kernel/rtnetlink/rtnetlink.js";
 
 /** A TAP as an instance needs it. */
 export interface DesiredTap {

@@ -1,8 +1,8 @@
 import { createRtNetlink, FlagsGet, FlagsNew, type RtNetlinkSocket } from "netlink";
-import { ipv4Bytes, parseIpv4 } from "../model/ipv4-cidr.js";
-import { KernelError } from "./kernel-error.js";
-import { NetworkError } from "../model/network-error.js";
-import { Semaphore } from "../concurrency/semaphore.js";
+import { ipv4Bytes, parseIpv4 } from "../../model/ipv4-cidr.js";
+import { KernelError } from "../kernel-error.js";
+import { NetworkError } from "../../model/network-error.js";
+import { Semaphore } from "../../concurrency/semaphore.js";
 
 const AF_INET = 2;
 const IFLA_INFO_KIND = 1;

@@ -1,6 +1,6 @@
 import test from "ava";
-import { rejected, scriptedNetlink } from "../../../test/helpers/scripted-netlink.js";
-import { KernelError } from "./kernel-error.js";
+import { rejected, scriptedNetlink } from "../../../../test/helpers/scripted-netlink.js";
+import { KernelError } from "../kernel-error.js";
 import { errnoOf, ipv6ConfOf, linkInfoOf, routeLocalnetOf, Rtnetlink } from "./rtnetlink.js";
 
 test("errno is read from netlink's message text", (t) => {
