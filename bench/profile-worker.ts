@@ -11,7 +11,7 @@ import { CommandLauncher } from "../src/network/kernel/command-launcher.js";
 import { InstanceStore, type InstanceRecord } from "../src/network/plane/instance-store.js";
 import { Iptables } from "../src/network/firewall/iptables/iptables.js";
 import { renderRestore } from "../src/network/firewall/iptables/iptables-rules.js";
-import { Rtnetlink } from "../src/network/kernel/rtnetlink.js";
+import { Rtnetlink } from "../src/network/kernel/rtnetlink/rtnetlink.js";
 import { TapCreator } from "../src/network/kernel/tap-creator.js";
 import { makeInstances } from "./instances.js";
 import { fillRestore, fillTapBatch, nodeSetupRestore, rulesOf } from "./kernel-texts.js";

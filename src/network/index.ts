@@ -15,7 +15,7 @@ import { NetworkManager } from "./plane/network-manager.js";
 import { DEFAULT_HOST_PORTS, PortPolicy, type PortPolicyOptions } from "./model/port-policy.js";
 import type { NetworkObserver } from "./model/network-observer.js";
 import type { NetworkPlane } from "./plane/network-plane.js";
-import { Rtnetlink } from "./kernel/rtnetlink.js";
+import { Rtnetlink } from "./kernel/rtnetlink/rtnetlink.js";
 import { SockDiag } from "./kernel/sock-diag.js";
 import { DEFAULT_SPARE_TAPS, SpareTaps } from "./strategies/function/spare-taps.js";
 import { StrategyRegistry } from "./plane/strategy-registry.js";

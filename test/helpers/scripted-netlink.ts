@@ -1,32 +1,36 @@
 /**
- * A stand-in for the netlink package's rtnetlink socket, for unit tests of the messages
- * Rtnetlink builds from the kernel's answers (`Rtnetlink.open(() => scriptedNetlink(...))`):
- * each request is answered by `answer`, from its message type, with messages or an error as
- * the package reports them ("Request rejected: ENODEV"). Integration tests use the kernel.
+ * A stand-in for the netlink package's rtnetlink socket, for unit tests of Rtnetlink
+ * (`Rtnetlink.open(() => scriptedNetlink(...))`): each request is answered by `answer`, from
+ * its message type (and, for tests of what is sent, its flags and payload), with messages or
+ * an error as the package reports them ("Request rejected: ENODEV"). Integration tests use
+ * the kernel.
  */
 import type { RtNetlinkSocket } from "netlink";
-
-const RTM_DELLINK = 17;
-const RTM_SETLINK = 19;
-const RTM_DELADDR = 21;
 
 export interface ScriptedMessage {
   readonly type: number;
   readonly data: Buffer;
 }
 
+/** A request as Rtnetlink hands it to the socket: the flags it adds to NLM_F_REQUEST | NLM_F_ACK, and the payload. */
+export interface ScriptedRequest {
+  readonly flags: number;
+  readonly payload: Buffer;
+}
+
 /** `answer` returns the reply's messages, or throws what the package would. */
-export function scriptedNetlink(answer: (type: number) => readonly ScriptedMessage[]): RtNetlinkSocket {
+export function scriptedNetlink(answer: (type: number, request: ScriptedRequest) => readonly ScriptedMessage[]): RtNetlinkSocket {
   const socket = {
     address: () => ({ port: 1 }),
     on: () => socket,
     setRecvBufferSize: () => undefined,
-    request: async (type: number) => [answer(type), {}],
+    request: async (type: number, data: Uint8Array | readonly Uint8Array[], options?: { flags?: number }) => {
+      const payload = Buffer.concat(Array.isArray(data) ? data : [data as Uint8Array]);
+      return [answer(type, { flags: options?.flags ?? 0, payload }), {}];
+    },
     socket: { close: () => undefined },
   };
-  // The package's own encoders that Rtnetlink uses, by the message type they send.
-  const encoded = (type: number) => async () => answer(type);
-  return { socket, setLink: encoded(RTM_SETLINK), delLink: encoded(RTM_DELLINK), delAddress: encoded(RTM_DELADDR) } as unknown as RtNetlinkSocket;
+  return { socket } as unknown as RtNetlinkSocket;
 }
 
 /** What the package throws for a request the kernel refused with `errno`. */

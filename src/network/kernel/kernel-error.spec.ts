@@ -1,7 +1,7 @@
 import test from "ava";
 import { isKernelNotFound, KernelError } from "./kernel-error.js";
 import { NetworkError } from "../model/network-error.js";
-import { kernelError, type Rtnetlink } from "./rtnetlink.js";
+import { kernelError, type Rtnetlink } from "./rtnetlink/rtnetlink.js";
 import { TapDeleter } from "./tap-deleter.js";
 
 /** How the netlink package reports the kernel's refusal of a request. */

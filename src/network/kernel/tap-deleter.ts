@@ -1,6 +1,6 @@
 import { CoalescingQueue } from "../concurrency/coalescing-queue.js";
 import { isKernelNotFound } from "./kernel-error.js";
-import type { Rtnetlink } from "./rtnetlink.js";
+import type { Rtnetlink } from "./rtnetlink/rtnetlink.js";
 
 /**
  * Link group the TAPs about to be deleted are moved to, so that concurrent deletions go

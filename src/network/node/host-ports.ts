@@ -1,4 +1,4 @@
-import type { Rtnetlink } from "../kernel/rtnetlink.js";
+import type { Rtnetlink } from "../kernel/rtnetlink/rtnetlink.js";
 import { hostListeners, shadowedListener } from "../kernel/host-listeners.js";
 import type { SockDiag } from "../kernel/sock-diag.js";
 import { checkExposureCount, DEFAULT_MAX_PORTS_PER_INSTANCE } from "../model/exposure-limit.js";

@@ -1,6 +1,6 @@
 import type { Logger } from "../../logger.js";
 import type { Conntrack } from "../kernel/conntrack.js";
-import type { AddressInfo, LinkInfo, Rtnetlink } from "../kernel/rtnetlink.js";
+import type { AddressInfo, LinkInfo, Rtnetlink } from "../kernel/rtnetlink/rtnetlink.js";
 import { sysctlSet } from "../kernel/sysctl.js";
 import { AddressPool } from "../model/address-pool.js";
 import type { Ipv4Cidr } from "../model/ipv4-cidr.js";

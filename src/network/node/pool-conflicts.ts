@@ -1,6 +1,6 @@
 import { Ipv4Cidr, parseIpv4 } from "../model/ipv4-cidr.js";
 import { isTapName } from "../model/instance-naming.js";
-import type { AddressInfo, LinkInfo, RouteInfo } from "../kernel/rtnetlink.js";
+import type { AddressInfo, LinkInfo, RouteInfo } from "../kernel/rtnetlink/rtnetlink.js";
 
 export interface HostNetworkState {
   readonly links: readonly LinkInfo[];

@@ -5,7 +5,7 @@
 import test from "ava";
 import { chainKey, instanceRules, nodeChainRules, nodeChains, nodeJumpRules, parseIptablesSave, type Rule, type SavedRules } from "../firewall/iptables/iptables-rules.js";
 import { planRules, ruleActions, type DesiredRules } from "../firewall/iptables/rule-plan.js";
-import type { AddressInfo, LinkInfo } from "../kernel/rtnetlink.js";
+import type { AddressInfo, LinkInfo } from "../kernel/rtnetlink/rtnetlink.js";
 import { planTaps, tapActions, type DesiredTap, type ObservedLinks, type TapPlan } from "../strategies/function/tap-plan.js";
 
 type DesiredState = DesiredRules & { readonly taps: readonly DesiredTap[] };

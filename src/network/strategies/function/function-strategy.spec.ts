@@ -16,7 +16,7 @@ import { Ipv4Cidr } from "../../model/ipv4-cidr.js";
 import { NetworkError } from "../../model/network-error.js";
 import { PortPolicy } from "../../model/port-policy.js";
 import { rollbackFailuresOf } from "../../support/rollback.js";
-import type { Rtnetlink } from "../../kernel/rtnetlink.js";
+import type { Rtnetlink } from "../../kernel/rtnetlink/rtnetlink.js";
 import type { SockDiag } from "../../kernel/sock-diag.js";
 import type { SpareTaps } from "./spare-taps.js";
 import type { TapCreator } from "../../kernel/tap-creator.js";

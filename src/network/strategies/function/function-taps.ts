@@ -1,5 +1,5 @@
 import type { Logger } from "../../../logger.js";
-import type { Rtnetlink, Ipv6LinkConf } from "../../kernel/rtnetlink.js";
+import type { Rtnetlink, Ipv6LinkConf } from "../../kernel/rtnetlink/rtnetlink.js";
 import { sysctlSet } from "../../kernel/sysctl.js";
 import { TAP_IPV6_SYSCTLS, type TapCreator } from "../../kernel/tap-creator.js";
 import type { TapDeleter } from "../../kernel/tap-deleter.js";

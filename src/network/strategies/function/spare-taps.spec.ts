@@ -3,7 +3,7 @@ import { rejected, scriptedNetlink } from "../../../../test/helpers/scripted-net
 import { createLogger } from "../../../logger.js";
 import { isTapName, tapNameFor } from "../../model/instance-naming.js";
 import { NetworkError } from "../../model/network-error.js";
-import { Rtnetlink } from "../../kernel/rtnetlink.js";
+import { Rtnetlink } from "../../kernel/rtnetlink/rtnetlink.js";
 import { isSpareTapName, MAX_SPARE_TAPS, SpareTaps } from "./spare-taps.js";
 import type { TapCreator } from "../../kernel/tap-creator.js";
 import type { TapDeleter } from "../../kernel/tap-deleter.js";

@@ -1,5 +1,5 @@
 import { isTapName } from "../../model/instance-naming.js";
-import type { AddressInfo, LinkInfo } from "../../kernel/rtnetlink.js";
+import type { AddressInfo, LinkInfo } from "../../kernel/rtnetlink/rtnetlink.js";
 
 /** A TAP as an instance needs it. */
 export interface DesiredTap {
