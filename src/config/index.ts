@@ -7,4 +7,4 @@ export {
   type IptablesBackend,
   type ServerTlsFiles,
   type TcpListenConfig,
-} from "./load-config.js";
+} from "./validators.js";

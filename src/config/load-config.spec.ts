@@ -1,7 +1,7 @@
 import test from "ava";
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { ConfigError, flagTable, loadConfig, usage } from "./load-config.js";
+import { ConfigError, flagTable, loadConfig, usage } from "./validators.js";
 
 const autoIptables = {
   restoreCommand: "iptables-restore",
