@@ -1,10 +1,10 @@
+export { ConfigError } from "./config-error.js";
 export {
-  ConfigError,
   loadConfig,
-  usage,
   type Config,
   type HostPort,
   type IptablesBackend,
   type ServerTlsFiles,
   type TcpListenConfig,
 } from "./load-config.js";
+export { usage } from "./options.js";

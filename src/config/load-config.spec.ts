@@ -1,7 +1,9 @@
 import test from "ava";
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { ConfigError, flagTable, loadConfig, usage } from "./load-config.js";
+import { ConfigError } from "./config-error.js";
+import { loadConfig } from "./load-config.js";
+import { flagTable, usage } from "./options.js";
 
 const autoIptables = {
   restoreCommand: "iptables-restore",
