@@ -81,14 +81,11 @@ function toMeasurements(size: number, rik: RikNetworkResult | undefined, baselin
             concurrentCreateMs: rik.concurrentCreateMs,
             concurrentDestroyMs: rik.concurrentDestroyMs,
             restartReadyMs: rik.restart.readyMs,
-            restartStopMs: rik.restart.stopMs,
             reconcileMs: rik.restart.reconcileMs,
             recovered: rik.restart.recovered,
             rssKb: rik.memoryAtSize.rssKb,
-            rssAtStartKb: rik.memoryAtStart.rssKb,
             listMs: rik.listMs,
             getMs: rik.getMs,
-            fillMs: rik.fillMs,
           },
         }),
     ...(baseline === undefined
@@ -99,7 +96,6 @@ function toMeasurements(size: number, rik: RikNetworkResult | undefined, baselin
             destroyMs: baseline.destroyMs,
             concurrentCreate: baseline.concurrentCreate,
             concurrentDestroy: baseline.concurrentDestroy,
-            fillMs: baseline.fillMs,
           },
         }),
   };
