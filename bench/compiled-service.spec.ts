@@ -3,7 +3,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import test from "ava";
-import { COMPILED_MAIN, compiledServiceArgs, needsBuild, newestMtimeMs } from "./compiled-service.js";
+import { COMPILED_MAIN, serviceArgs } from "../test/helpers/service-process.js";
+import { needsBuild, newestMtimeMs } from "./compiled-service.js";
 
 test("needsBuild: no compiled entry point, or a source newer than it", (t) => {
   t.true(needsBuild(undefined, 0));
@@ -31,8 +32,8 @@ test("newestMtimeMs walks directories, takes files as they are, and skips what i
   }
 });
 
-test("compiledServiceArgs runs dist/main.js serve with the harness's flags", (t) => {
-  const args = compiledServiceArgs({ nodeNs: "ns", socketPath: "/tmp/x/rik.sock", pool: "10.220.0.0/16", logLevel: "warn", extraArgs: ["--iptables-backend", "nft"] });
+test("the compiled service (startCompiledService) runs dist/main.js serve with the harness's flags", (t) => {
+  const args = serviceArgs({ nodeNs: "ns", socketPath: "/tmp/x/rik.sock", pool: "10.220.0.0/16", logLevel: "warn", extraArgs: ["--iptables-backend", "nft"], compiled: true });
   t.deepEqual(args, [
     COMPILED_MAIN,
     "serve",

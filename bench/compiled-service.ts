@@ -10,15 +10,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { execa } from "execa";
 import { REPO_ROOT } from "../test/helpers/netns.js";
-import {
-  COMPILED_MAIN,
-  serviceArgs,
-  startService,
-  type ServiceOptions,
-  type ServiceProcess,
-} from "../test/helpers/service-process.js";
-
-export { COMPILED_MAIN };
+import { COMPILED_MAIN, startService, type ServiceOptions, type ServiceProcess } from "../test/helpers/service-process.js";
 
 /** What `npm run build` compiles from; a change to any of them makes dist/ stale. */
 const BUILD_INPUTS = ["src", "tsconfig.json", "tsconfig.build.json", "package.json", "package-lock.json"];
@@ -72,11 +64,6 @@ export async function ensureBuilt(log: (line: string) => void): Promise<boolean>
   const result = await execa(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: REPO_ROOT, reject: false, all: true });
   if (result.exitCode !== 0) throw new Error(`npm run build failed (exit code ${result.exitCode}):\n${String(result.all ?? "").trim()}`);
   return true;
-}
-
-/** The command line of `node dist/main.js serve` for `options`: the test harness's, compiled. */
-export function compiledServiceArgs(options: ServiceOptions & { socketPath: string }): string[] {
-  return serviceArgs({ ...options, compiled: true });
 }
 
 /**

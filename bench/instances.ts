@@ -22,7 +22,7 @@ export interface BenchInstance {
 }
 
 /** Guest port of every exposure: what the function listens on. */
-export const GUEST_PORT = 8080;
+const GUEST_PORT = 8080;
 
 /**
  * Host ports: fill instances take 10000 + i, measured ones (warm-up, sequential, concurrent)

@@ -7,8 +7,6 @@ import { REPO_ROOT, spawnIn } from "../test/helpers/netns.js";
 export interface RunOptions {
   readonly input?: string;
   readonly timeoutMs?: number;
-  readonly cwd?: string;
-  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface RunResult {
@@ -20,11 +18,10 @@ export interface RunResult {
 export async function runIn(ns: string, file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const subprocess = spawnIn(ns, file, args, {
     buffer: true,
-    cwd: options.cwd ?? REPO_ROOT,
+    cwd: REPO_ROOT,
     timeout: options.timeoutMs ?? 120_000,
     maxBuffer: 256 * 2 ** 20,
     ...(options.input === undefined ? { stdin: "ignore" } : { stdin: undefined, input: options.input }),
-    ...(options.env === undefined ? {} : { env: options.env }),
   });
   const result = await subprocess;
   const stdout = String(result.stdout ?? "");

@@ -42,8 +42,7 @@ sequence, each in throwaway network namespaces. Needs root; never touches the ro
 Options:
   --quick                 shorter run: sizes 0,500, 30 samples
   --backend nft|legacy    iptables backend (default nft: iptables/iptables-restore; legacy:
-                          iptables-legacy*; passed to rik-network as --iptables-backend when
-                          the service accepts that flag)
+                          iptables-legacy*; passed to rik-network as --iptables-backend)
   --sizes LIST            instances present while measuring (default 0,1000,5000)
   --samples N             sequential create+destroy pairs per size (default 100)
   --warmup N              unmeasured pairs before the samples, so that the service's code is

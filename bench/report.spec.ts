@@ -17,21 +17,17 @@ const rik = (createMs: number[]) => ({
   concurrentCreateMs: 400,
   concurrentDestroyMs: 600,
   restartReadyMs: 1500,
-  restartStopMs: 100,
   reconcileMs: 300,
   recovered: 0,
   rssKb: 100 * 1024,
-  rssAtStartKb: 80 * 1024,
   listMs: [1],
   getMs: [1],
-  fillMs: 1,
 });
 const baseline = (createMs: number[]) => ({
   createMs,
   destroyMs: createMs,
   concurrentCreate: { ms: 4000, capped: false },
   concurrentDestroy: { ms: 3000, capped: true },
-  fillMs: 1,
 });
 
 test("figures carry ratio rik/baseline and speed-up baseline/rik", (t) => {

@@ -13,14 +13,11 @@ export interface SizeMeasurements {
     readonly concurrentCreateMs: number;
     readonly concurrentDestroyMs: number;
     readonly restartReadyMs: number;
-    readonly restartStopMs: number;
     readonly reconcileMs: number | undefined;
     readonly recovered: number;
     readonly rssKb: number;
-    readonly rssAtStartKb: number;
     readonly listMs: readonly number[];
     readonly getMs: readonly number[];
-    readonly fillMs: number;
   };
   readonly baseline?: {
     readonly createMs: readonly number[];
@@ -28,7 +25,6 @@ export interface SizeMeasurements {
     /** `capped`: stopped at the cap, so `ms` is a lower bound. */
     readonly concurrentCreate: { readonly ms: number; readonly capped: boolean } | undefined;
     readonly concurrentDestroy: { readonly ms: number; readonly capped: boolean } | undefined;
-    readonly fillMs: number;
   };
 }
 
@@ -247,7 +243,7 @@ export function sumOfSteps(rows: readonly ProfileRow[], prefix: string, size: nu
 }
 
 /** Which part of an operation a profiled step belongs to: its rules, its TAP, or its durable record. */
-export function stepGroup(step: string): "rules" | "tap" | "state" {
+function stepGroup(step: string): "rules" | "tap" | "state" {
   if (step.includes("iptables")) return "rules";
   if (step.includes("state record")) return "state";
   return "tap";

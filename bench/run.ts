@@ -11,36 +11,21 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../src/config/index.js";
-import { createNamespace, deleteNamespace, registeredNamespaces, sweepStaleNamespaces, uniqueName } from "../test/helpers/netns.js";
+import { deleteNamespace, registeredNamespaces, sweepStaleNamespaces } from "../test/helpers/netns.js";
 import { binariesFor, measureBaseline, type BaselineResult } from "./baseline-riklet.js";
-import { COMPILED_MAIN, ensureBuilt } from "./compiled-service.js";
+import { ensureBuilt } from "./compiled-service.js";
 import { planInstances, poolCapacity } from "./instances.js";
 import { measureRikNetwork, type RikNetworkResult } from "./measure-rik-network.js";
-import { OptionsError, parseBenchArgs, usage, type Backend, type BenchOptions } from "./options.js";
+import { OptionsError, parseBenchArgs, usage, type BenchOptions } from "./options.js";
 import { profileAt } from "./profile.js";
 import type { ProfileReport } from "./profile-worker.js";
 import { Progress } from "./progress.js";
-import { runIn } from "./ns-run.js";
 import { evaluateTargets, figuresOf, profileRows, renderFigures, renderProfile, renderTargets, type SizeMeasurements } from "./report.js";
 import { round, summarize } from "./stats.js";
 import { hostInfo, settle, type HostInfo } from "./system.js";
 
-const BACKEND_FLAG = "--iptables-backend";
 /** The service's default state directory: every service we start gets its own instead, so this must not appear. */
 const HOST_STATE_DIR = "/var/lib/rik-network";
-
-/** Whether this checkout's service takes --iptables-backend; asked of `serve --help`, inside a throwaway namespace. */
-async function serviceTakesBackendFlag(): Promise<boolean> {
-  const ns = await createNamespace(uniqueName("rikt-bench"));
-  try {
-    const { stdout } = await runIn(ns, process.execPath, [COMPILED_MAIN, "serve", "--help"], {
-      timeoutMs: 60_000,
-    });
-    return stdout.includes(BACKEND_FLAG);
-  } finally {
-    await deleteNamespace(ns);
-  }
-}
 
 function summaryOf(samples: readonly number[]) {
   const summary = summarize(samples);
@@ -96,14 +81,11 @@ function toMeasurements(size: number, rik: RikNetworkResult | undefined, baselin
             concurrentCreateMs: rik.concurrentCreateMs,
             concurrentDestroyMs: rik.concurrentDestroyMs,
             restartReadyMs: rik.restart.readyMs,
-            restartStopMs: rik.restart.stopMs,
             reconcileMs: rik.restart.reconcileMs,
             recovered: rik.restart.recovered,
             rssKb: rik.memoryAtSize.rssKb,
-            rssAtStartKb: rik.memoryAtStart.rssKb,
             listMs: rik.listMs,
             getMs: rik.getMs,
-            fillMs: rik.fillMs,
           },
         }),
     ...(baseline === undefined
@@ -114,7 +96,6 @@ function toMeasurements(size: number, rik: RikNetworkResult | undefined, baselin
             destroyMs: baseline.destroyMs,
             concurrentCreate: baseline.concurrentCreate,
             concurrentDestroy: baseline.concurrentDestroy,
-            fillMs: baseline.fillMs,
           },
         }),
   };
@@ -130,10 +111,12 @@ class Results {
   readonly profiles: ProfileReport[] = [];
   readonly settling: Record<string, unknown> = {};
   host: HostInfo | undefined;
-  rikBackend: Backend = "nft";
-  serviceArgs: string[] = [];
+  /** The service runs on the baseline's iptables backend. */
+  readonly serviceArgs: readonly string[];
 
-  constructor(private readonly options: BenchOptions) {}
+  constructor(private readonly options: BenchOptions) {
+    this.serviceArgs = ["--iptables-backend", options.backend];
+  }
 
   /** The table (stdout) and the JSON document of what was measured. */
   render(complete: boolean): { text: string; json: unknown } {
@@ -149,7 +132,7 @@ class Results {
     const rows = profileRows(this.profiles);
     const profileSizes = this.profiles.map((p) => p.size);
     const method = [
-      `rik-network: the real service, compiled (node dist/main.js serve, --pool ${options.pool}, log level warn, own --state-dir${this.serviceArgs.length > 0 ? `, ${this.serviceArgs.join(" ")}` : ""}, other flags at their defaults) in a fresh namespace; latency timed in this process around each gRPC call on the unix socket.`,
+      `rik-network: the real service, compiled (node dist/main.js serve, --pool ${options.pool}, log level warn, own --state-dir, ${this.serviceArgs.join(" ")}, other flags at their defaults) in a fresh namespace; latency timed in this process around each gRPC call on the unix socket.`,
       `baseline: riklet's command sequence (15 execs per create, 7 per destroy) run and timed by one bash process inside its own fresh namespace (no ip netns exec per command); iptables backend ${options.backend}; concurrent batches capped at ${options.baselineCapSeconds} s.`,
       `each size: fill (not measured; rik-network over gRPC with ${options.fillConcurrency} in flight, baseline with one iptables-restore + one ip -batch), ${options.warmup} warm-up pairs, ${options.samples} sequential create+destroy pairs of exposed instances (rik-network: 1 DNAT each; baseline: riklet's 3 rules each), ${options.concurrent} concurrent creates then destroys.`,
       "restart: SIGTERM, then spawn `node dist/main.js serve` again on the same socket and state dir, until the health check says SERVING; the reconcile part is the service's own log.",
@@ -159,7 +142,7 @@ class Results {
     const text = [
       "",
       `rik-network vs riklet command sequence${complete ? "" : " (INCOMPLETE: stopped early)"} — ${host?.cpus ?? "?"} CPUs (${host?.cpuModel ?? "?"}), kernel ${host?.kernel ?? "?"}, ${host?.iptables ?? "?"}`,
-      `backend: baseline ${options.backend}, rik-network ${this.rikBackend}; ${options.samples} samples per size; run took ${round((finishedAt.getTime() - this.startedAt.getTime()) / 1000)} s`,
+      `backend: baseline ${options.backend}, rik-network ${options.backend}; ${options.samples} samples per size; run took ${round((finishedAt.getTime() - this.startedAt.getTime()) / 1000)} s`,
       "",
       renderFigures(figures),
       "",
@@ -168,7 +151,7 @@ class Results {
         ? []
         : [
             "",
-            `Profile: each step of one create/destroy timed alone (${options.profileSamples} samples, same src/network code as the service, ${this.rikBackend}); the rest is gRPC, JSON and service bookkeeping`,
+            `Profile: each step of one create/destroy timed alone (${options.profileSamples} samples, same src/network code as the service, ${options.backend}); the rest is gRPC, JSON and service bookkeeping`,
             renderProfile(rows, profileSizes, figures),
           ]),
       "",
@@ -185,7 +168,7 @@ class Results {
       finishedAt: finishedAt.toISOString(),
       host,
       options: { ...options, out: undefined, help: undefined },
-      backends: { rikNetwork: this.rikBackend, baseline: options.backend, serviceArgs: this.serviceArgs },
+      backends: { rikNetwork: options.backend, baseline: options.backend, serviceArgs: this.serviceArgs },
       defaultPool: { cidr: defaultPool, capacity: poolCapacity(defaultPool) },
       method,
       figures,
@@ -223,20 +206,7 @@ async function run(options: BenchOptions, results: Results, progress: Progress, 
 
   // The service runs compiled, as deployed; build it first when src/ is newer than dist/.
   if (await ensureBuilt((line) => progress.step(line))) notes.push("dist/ was rebuilt from src/ (npm run build) before the run");
-  const takesBackendFlag = await serviceTakesBackendFlag();
-  if (options.backend === "legacy") {
-    if (takesBackendFlag) {
-      results.rikBackend = "legacy";
-      results.serviceArgs = [BACKEND_FLAG, "legacy"];
-    } else {
-      notes.push(
-        `the service does not accept ${BACKEND_FLAG} yet: rik-network was measured on nf_tables (its default) while the baseline used iptables-legacy, so ratios compare different backends`,
-      );
-    }
-  } else if (takesBackendFlag) {
-    results.serviceArgs = [BACKEND_FLAG, "nft"];
-  }
-  const rikSave = binariesFor(results.rikBackend).save;
+  const rikSave = binariesFor(options.backend).save;
 
   const quietness = async (before: string) => {
     const settled = await settle({ maxMs: options.settleMaxSeconds * 1000 });
@@ -321,7 +291,7 @@ async function run(options: BenchOptions, results: Results, progress: Progress, 
       try {
         await quietness(`profile @${size}`);
         results.profiles.push(
-          await profileAt(size, { pool: options.pool, samples: options.profileSamples, backend: results.rikBackend, workDir, progress }),
+          await profileAt(size, { pool: options.pool, samples: options.profileSamples, backend: options.backend, workDir, progress }),
         );
         results.emit(false, false, progress);
       } catch (error) {

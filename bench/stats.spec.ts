@@ -1,5 +1,4 @@
-// Unit specs of the benchmark's pure helpers. Not part of `npm test` (ava runs src/ and test/):
-//   node --import tsx --test bench/*.spec.ts
+// Unit specs of the benchmark's pure helpers (ava, run by `npm test` and `npx ava bench/`).
 import test from "ava";
 import { percentile, round, summarize } from "./stats.js";
 import { forEachLimit } from "./concurrency.js";
