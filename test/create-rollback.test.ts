@@ -12,6 +12,7 @@ import { hostState } from "./helpers/host-state.js";
 import { spawnIn, Topology } from "./helpers/netns.js";
 import { ProcessOutput } from "./helpers/process-output.js";
 import { startService } from "./helpers/service-process.js";
+import { until } from "./helpers/until.js";
 import { failureOf, functionDefinition, ResourceStatus, WorkloadClient } from "./helpers/workload-client.js";
 
 /** Whether a line of `ip -o monitor link` is about link `name` ("[Deleted ]N: name[@peer]: <flags> ..."). */
@@ -35,10 +36,16 @@ test("a rollback whose rule delete fails still deletes the TAP, and the CREATE f
   // Every change of a link in the node, as the kernel reports it: proof that the TAP came and went.
   const monitor = new ProcessOutput(spawnIn(topology.node, "ip", ["-o", "monitor", "link"]), "ip monitor link");
   t.teardown(() => void monitor.subprocess.kill());
-  // Once it reports a link of ours, it is subscribed.
-  await topology.execNode("ip", ["link", "add", "probe0", "type", "veth", "peer", "name", "probe1"]);
-  await monitor.waitForLine((line) => names(line, "probe0"), 10_000, "ip monitor to report probe0");
-  await topology.execNode("ip", ["link", "del", "probe0"]);
+  // Once it reports a link of ours, it is subscribed; one made before it subscribed goes
+  // unreported, so probes are made until one is.
+  let probes = 0;
+  await until("ip monitor to report a probe link", async () => {
+    const probe = `probe${++probes}`;
+    await topology.execNode("ip", ["link", "add", probe, "type", "veth", "peer", "name", `peer${probes}`]);
+    const seen = await monitor.waitForLine((line) => names(line, probe), 1000, probe).then(() => true, () => false);
+    await topology.execNode("ip", ["link", "del", probe]);
+    return seen ? true : undefined;
+  }, 30_000);
   const before = await hostState(topology);
 
   const failure = await failureOf(client.create("doomed", functionDefinition({ name: "doomed", exposure: { port: 8080, targetPort: 80 } })));
