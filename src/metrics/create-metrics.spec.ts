@@ -9,7 +9,10 @@ async function samples(metrics: ReturnType<typeof createMetrics>): Promise<strin
 
 /** A plane whose pool use is its instances that have a kind. */
 function plane(networks: InstanceNetwork[]): PlaneView {
-  return { list: () => networks, stats: () => ({ poolSize: 64, poolUsed: networks.filter(({ kind }) => kind !== "").length }) };
+  return {
+    list: () => networks,
+    stats: () => ({ poolSize: 64, poolUsed: networks.filter(({ kind }) => kind !== "").length, strategies: { Function: { spare_taps: 3 } } }),
+  };
 }
 
 // Only what the metrics read: the kind and the status.
@@ -38,6 +41,7 @@ test("instances are read from the plane at scrape time, by kind and status, and 
   t.true(lines.includes('rik_network_instances{kind="Function",status="creating"} 0'));
   t.false(lines.some((line) => line.includes('kind=""')), "an instance without a kind is not counted");
   t.true(lines.includes("rik_network_pool_size 64"));
+  t.true(lines.includes('rik_network_strategy_stat{kind="Function",stat="spare_taps"} 3'), "each strategy's own figures");
   t.true(lines.includes("rik_network_pool_used 3"));
 
   networks.splice(0);

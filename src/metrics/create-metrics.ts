@@ -77,6 +77,18 @@ export function createMetrics(): Metrics {
       },
     });
   }
+  new Gauge({
+    name: `${prefix}strategy_stat`,
+    help: "Each workload kind's own figures, by kind and name (Function: spare_taps, the spare TAPs ready to be taken), read at scrape time.",
+    labelNames: ["kind", "stat"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, stats] of Object.entries(plane?.stats().strategies ?? {})) {
+        for (const [stat, value] of Object.entries(stats)) this.set({ kind, stat }, value);
+      }
+    },
+  });
   const restoreDuration = new Histogram({
     name: `${prefix}iptables_restore_duration_seconds`,
     help: "Duration of each iptables-restore batch, retries on the xtables lock included, whether it succeeded or not.",

@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import type { Logger } from "../logger.js";
 import { CommandLauncher } from "./kernel/command-launcher.js";
 import { Conntrack } from "./kernel/conntrack.js";
@@ -6,7 +5,7 @@ import { FunctionStrategy } from "./strategies/function/function-strategy.js";
 import { InstanceStore } from "./plane/instance-store.js";
 import { DEFAULT_EGRESS_DENY, type Firewall } from "./firewall/firewall.js";
 import { IptablesFirewall } from "./firewall/iptables/iptables-firewall.js";
-import { Iptables, type IptablesOptions } from "./firewall/iptables/iptables.js";
+import type { IptablesOptions } from "./firewall/iptables/iptables.js";
 import { HostPorts } from "./node/host-ports.js";
 import { NodeSetup } from "./node/node-setup.js";
 import { FunctionTaps } from "./strategies/function/function-taps.js";
@@ -78,18 +77,6 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   // One co-process runs every command of the hot path but nf_tables' iptables-restore, which
   // has a long-lived process of its own (RestoreSession): conntrack for UDP, legacy's iptables-restore.
   const launcher = new CommandLauncher();
-  const iptables = new Iptables({ ...options.iptables, launcher, ...(observer === undefined ? {} : { observer }) });
-  // Rarely used (reconciles only): exec'd through the launcher, no long-lived session.
-  const ip6tables = existsSync("/proc/sys/net/ipv6")
-    ? new Iptables({
-        restoreCommand: "ip6tables-restore",
-        saveCommand: "ip6tables-save",
-        ...options.ip6tables,
-        launcher,
-        session: false,
-        ...(observer === undefined ? {} : { observer }),
-      })
-    : undefined;
   const portPolicy = new PortPolicy(options.portPolicy ?? { ...DEFAULT_HOST_PORTS, reserved: [] });
   const localhost = options.localhost ?? true;
   const conntrack = new Conntrack(launcher);
@@ -104,7 +91,14 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   });
   const policy = { pool: pool.toString(), localhost, egressDeny: options.egressDeny ?? DEFAULT_EGRESS_DENY };
   // The firewall backend: a backend is a folder under firewall/ and a line here.
-  const firewall: Firewall = new IptablesFirewall({ policy, iptables, ip6tables, logger });
+  const firewall: Firewall = IptablesFirewall.create({
+    policy,
+    launcher,
+    logger,
+    ...(options.iptables === undefined ? {} : { iptables: options.iptables }),
+    ...(options.ip6tables === undefined ? {} : { ip6tables: options.ip6tables }),
+    ...(observer === undefined ? {} : { observer }),
+  });
   const functions = new FunctionStrategy({
     node,
     hostPorts,
@@ -132,7 +126,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
   } catch (error) {
     await manager.close();
     await spares.close();
-    await iptables.close();
+    await firewall.close();
     await taps.close();
     rtnetlink.close();
     sockDiag.close();
@@ -152,7 +146,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     close: async () => {
       await manager.close();
       await spares.close();
-      await iptables.close();
+      await firewall.close();
       await taps.close();
       rtnetlink.close();
       sockDiag.close();

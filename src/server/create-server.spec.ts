@@ -19,7 +19,7 @@ import { createServer, maxReceiveMessageBytes, type CreateServerOptions, type Wo
 /** In memory: this file tests the gRPC edge, not the kernel. */
 class FakePlane implements NetworkPlane {
   stats() {
-    return { poolSize: 64, poolUsed: this.networks.size };
+    return { poolSize: 64, poolUsed: this.networks.size, strategies: {} };
   }
 
   readonly networks = new Map<string, InstanceNetwork>();

@@ -37,12 +37,16 @@ export interface InstanceFirewall {
  * sets, e.g. `set egress_deny { type ipv4_addr; flags interval; elements = { 169.254.0.0/16 } }`,
  * and the mappings as elements of two verdict-free maps, keyed on what a packet arrives with:
  *
- *     map ports { type inet_proto . inet_service : ipv4_addr . inet_service }
- *     map bound_ports { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }
- *     chain dnat { type nat hook prerouting priority dstnat;
+ *     map ports { type inet_proto . inet_service : ipv4_addr . inet_service; }
+ *     map bound_ports { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+ *     chain prerouting { type nat hook prerouting priority dstnat;
  *       dnat ip to ip daddr . meta l4proto . th dport map @bound_ports
- *       fib daddr type local dnat ip to meta l4proto . th dport map @ports }
+ *       fib daddr type local dnat ip to meta l4proto . th dport map @ports; }
+ *     chain output { type nat hook output priority -100;
+ *       dnat ip to ip daddr . meta l4proto . th dport map @bound_ports
+ *       fib daddr type local dnat ip to meta l4proto . th dport map @ports; }
  *
+ * (with `--localhost false`, the output chain starts with `ip daddr 127.0.0.0/8 return`),
  * so that the instance `{ guestIp 10.220.0.2, ports [tcp 8080 -> 3000, udp 192.0.2.10:5353 -> 53] }`
  * is added, in one transaction, as
  *
@@ -66,4 +70,6 @@ export interface Firewall {
    * actions taken, by name.
    */
   reconcile(instances: readonly InstanceFirewall[]): Promise<Record<string, number>>;
+  /** Lets a transaction in progress finish, then stops the backend's processes. */
+  close(): Promise<void>;
 }

@@ -48,20 +48,21 @@ export class NodeSetup {
   }
 
   /**
-   * Refuses a pool that overlaps the host's addresses or routes, checks that conntrack can be
+   * Refuses a pool that overlaps the host's addresses or routes (those of links a strategy
+   * owns, `ownsLink`, are ours: a restart finds them carrying pool addresses), checks that conntrack can be
    * run, turns forwarding on and settles the MTU.
    *
    * Equivalent to: `ip -j link; ip -j addr; ip -j route` (compared with the pool), then
    * `conntrack --version && sysctl -w net.ipv4.ip_forward=1`
    */
-  async setup(): Promise<void> {
+  async setup(ownsLink: (name: string) => boolean): Promise<void> {
     const { rtnetlink, pool, logger } = this.options;
     const conntrack = this.options.conntrack.available();
     conntrack.catch(() => undefined); // awaited below, once the dumps are read
     const links = await rtnetlink.linkList();
     const addresses = await rtnetlink.addrList();
     const routes = await rtnetlink.routeList();
-    const conflicts = findPoolConflicts(pool, { links, addresses, routes });
+    const conflicts = findPoolConflicts(pool, { links, addresses, routes }, ownsLink);
     if (conflicts.length > 0) {
       throw new NetworkError("failed-precondition", `address pool ${pool.toString()} overlaps the host's ${conflicts.join(", ")}; choose another --pool`);
     }

@@ -1,5 +1,4 @@
 import { Ipv4Cidr, parseIpv4 } from "../model/ipv4-cidr.js";
-import { isTapName } from "../model/instance-naming.js";
 import type { AddressInfo, LinkInfo, RouteInfo } from "../kernel/rtnetlink/rtnetlink.js";
 
 export interface HostNetworkState {
@@ -9,11 +8,12 @@ export interface HostNetworkState {
 }
 
 /**
- * Host addresses and non-default routes that overlap the pool, ignoring our own TAPs
- * (a restart finds them carrying pool addresses). Each entry is a human-readable reason.
+ * Host addresses and non-default routes that overlap the pool, ignoring the links `isOurs`
+ * says a strategy made (a restart finds them carrying pool addresses). Each entry is a
+ * human-readable reason.
  */
-export function findPoolConflicts(pool: Ipv4Cidr, host: HostNetworkState): string[] {
-  const ours = new Set(host.links.filter((l) => isTapName(l.name)).map((l) => l.index));
+export function findPoolConflicts(pool: Ipv4Cidr, host: HostNetworkState, isOurs: (name: string) => boolean): string[] {
+  const ours = new Set(host.links.filter((l) => isOurs(l.name)).map((l) => l.index));
   const nameOf = (index: number | undefined) => host.links.find((l) => l.index === index)?.name ?? `#${index}`;
   const overlaps = (address: string, prefixLength: number) => {
     const ip = parseIpv4(address);

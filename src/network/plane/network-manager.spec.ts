@@ -60,7 +60,17 @@ class RecordingStrategy implements WorkloadStrategy {
   release(network: InstanceNetwork) {
     this.reserved.delete(network.instanceId);
   }
-  reconcile = async (networks: readonly InstanceNetwork[]) => {
+  /** The start dumps each reconcile was handed, and what `started` got. */
+  readonly starts: unknown[] = [];
+  readonly startedWith: unknown[] = [];
+  started(start: unknown) {
+    this.startedWith.push(start);
+  }
+  ownsLink(name: string) {
+    return name.startsWith("rik");
+  }
+  reconcile = async (networks: readonly InstanceNetwork[], start?: unknown) => {
+    this.starts.push(start);
     this.reconciledWith.push(networks.map((n) => n.instanceId));
     return {};
   };
@@ -82,8 +92,27 @@ async function setup(t: { teardown(fn: () => void): void }, stateDir?: string, o
   const strategy = new RecordingStrategy();
   const store = InstanceStore.open(dir);
   // The node setup and the firewall as the manager sees them; what they do is the integration tests' business.
-  const node = { setup: async () => void strategy.calls.push("setup"), takeStartDumps: () => undefined } as unknown as NodeSetup;
-  const firewall: Firewall = { prefetch: () => undefined, add: async () => undefined, remove: async () => undefined, reconcile: async () => ({}) };
+  // Dumps once, as NodeSetup gives them: to the reconcile right after the setup.
+  let dumps: unknown = { links: [], addresses: [] };
+  const node = {
+    setup: async () => void strategy.calls.push("setup"),
+    takeStartDumps: () => {
+      const taken = dumps;
+      dumps = undefined;
+      return taken;
+    },
+  } as unknown as NodeSetup;
+  const firewallReconciles: string[][] = [];
+  const firewall: Firewall = {
+    prefetch: () => undefined,
+    add: async () => undefined,
+    remove: async () => undefined,
+    reconcile: async (instances) => {
+      firewallReconciles.push(instances.map((instance) => instance.instanceId));
+      return {};
+    },
+    close: async () => undefined,
+  };
   const manager = new NetworkManager({
     registry: new StrategyRegistry({ Function: strategy, Pod: { unimplemented: "no pods" } }),
     node,
@@ -94,7 +123,7 @@ async function setup(t: { teardown(fn: () => void): void }, stateDir?: string, o
   await manager.start();
   const events: InstanceNetwork[] = [];
   manager.subscribe((n) => events.push(n));
-  return { dir, strategy, store, manager, events };
+  return { dir, strategy, store, manager, events, firewallReconciles };
 }
 
 const create = (manager: NetworkManager, instanceId: string, text = definition()) => manager.apply({ instanceId, definition: text, action: "create" });
@@ -411,4 +440,17 @@ test("a CREATE whose rollback cannot tear the network down: the first error, and
   const reopened = InstanceStore.open(dir);
   t.teardown(() => reopened.close());
   t.deepEqual(reopened.load(), []);
+});
+
+test("a reconcile hands the firewall every running instance, and the start dumps go to the start reconcile only, then to started", async (t) => {
+  const { strategy, manager, firewallReconciles } = await setup(t);
+  t.deepEqual(strategy.starts.length, 1);
+  t.truthy(strategy.starts[0], "the start reconcile got the setup's dumps");
+  t.deepEqual(strategy.startedWith, [strategy.starts[0]]);
+  await create(manager, "a");
+  await create(manager, "b", definition("f", 8081));
+  await manager.reconcile("resync");
+  t.deepEqual(firewallReconciles, [[], ["a", "b"]]);
+  t.deepEqual(strategy.starts.slice(1), [undefined], "a resync reads the kernel itself");
+  t.is(strategy.startedWith.length, 1, "started once");
 });

@@ -56,7 +56,7 @@ export class NetworkManager {
   async start(): Promise<void> {
     const { registry, store, resyncIntervalMs, node, firewall } = this.options;
     firewall.prefetch();
-    await node.setup();
+    await node.setup((name) => registry.entries.some(([, strategy]) => strategy.ownsLink(name)));
     for (const record of store.load()) {
       registry.resolve(record.kind).restore(record.network);
       this.records.set(record.instanceId, record);
@@ -213,12 +213,14 @@ export class NetworkManager {
       const add = (done: Record<string, number>) => {
         for (const [action, count] of Object.entries(done)) actions[action] = (actions[action] ?? 0) + count;
       };
-      // The firewall gets every kind's instances at once, so no kind's mappings are another's orphans.
-      add(await this.options.firewall.reconcile(running.map((r) => registry.resolve(r.kind).firewallOf(r.network))));
       const start = this.options.node.takeStartDumps();
       for (const [kind, strategy] of registry.entries) {
         add(await strategy.reconcile(running.filter((r) => r.kind === kind).map((r) => r.network), start));
       }
+      // The firewall gets every kind's instances at once, so no kind's mappings are another's orphans.
+      add(await this.options.firewall.reconcile(running.map((r) => registry.resolve(r.kind).firewallOf(r.network))));
+      // What waits for the node to be in shape (e.g. spare TAPs, whose kernel work would slow the reconcile down).
+      if (start !== undefined) for (const [, strategy] of registry.entries) strategy.started(start);
       // Their kernel state is gone now (no longer desired), so their records and reservations can go too.
       for (const record of interrupted) {
         const action = record.status === "creating" ? "interrupted_create_undone" : "interrupted_destroy_finished";

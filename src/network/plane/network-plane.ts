@@ -20,5 +20,5 @@ export interface PlaneStats {
   readonly poolSize: number;
   readonly poolUsed: number;
   /** Each strategy's own figures, by workload kind. */
-  readonly strategies?: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  readonly strategies: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }

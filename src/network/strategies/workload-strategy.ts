@@ -47,6 +47,10 @@ export interface WorkloadStrategy {
    * read, at start only. Returns the actions taken, by name.
    */
   reconcile(networks: readonly InstanceNetwork[], start: StartDumps | undefined): Promise<Record<string, number>>;
+  /** Called once the reconcile at start is done, with what the node setup read. */
+  started(start: StartDumps): void;
+  /** Whether a link of the node is one this strategy makes (so that the pool check at start does not take it for the host's). */
+  ownsLink(name: string): boolean;
   /** Figures of the strategy's own, by name (e.g. spare TAPs ready), for the metrics. */
   stats(): Record<string, number>;
 }

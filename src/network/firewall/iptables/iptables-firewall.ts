@@ -1,6 +1,9 @@
 import type { Logger } from "../../../logger.js";
 import type { Firewall, InstanceFirewall, NodeFirewallPolicy } from "../firewall.js";
-import type { Iptables } from "./iptables.js";
+import { existsSync } from "node:fs";
+import type { CommandLauncher } from "../../kernel/command-launcher.js";
+import type { NetworkObserver } from "../../model/network-observer.js";
+import { Iptables, type IptablesOptions } from "./iptables.js";
 import {
   instanceRules,
   nodeChainRules,
@@ -22,6 +25,18 @@ export interface IptablesFirewallOptions {
   readonly logger: Logger;
 }
 
+/** What the composition root gives the iptables backend to build itself from. */
+export interface IptablesBackendOptions {
+  readonly policy: NodeFirewallPolicy;
+  /** The binaries, of one backend (nft or legacy): iptables-restore and -save, and their IPv6 twins. */
+  readonly iptables?: IptablesOptions;
+  readonly ip6tables?: { readonly restoreCommand: string; readonly saveCommand: string };
+  /** The co-process that runs the commands of the hot path; closed with the firewall. */
+  readonly launcher: CommandLauncher;
+  readonly observer?: NetworkObserver;
+  readonly logger: Logger;
+}
+
 /**
  * The firewall as iptables chains (see iptables-rules.ts): node-wide chains set up and kept
  * whole by reconcile, and a DNAT per exposed port in the shard chain of its host port. An
@@ -33,6 +48,21 @@ export class IptablesFirewall implements Firewall {
   private readonly rules: RestoreBatcher;
   /** What prefetch started reading, for the reconcile that follows it at start. */
   private prefetched: { readonly saved: Promise<string>; readonly saved6: Promise<string> | undefined } | undefined;
+
+  /**
+   * The backend with its processes: iptables-restore through a long-lived session (nf_tables)
+   * or the launcher; ip6tables, rarely used (reconciles only), exec'd through the launcher,
+   * and only when the kernel has IPv6.
+   */
+  static create(options: IptablesBackendOptions): IptablesFirewall {
+    const { launcher, observer } = options;
+    const observed = observer === undefined ? {} : { observer };
+    const iptables = new Iptables({ ...options.iptables, launcher, ...observed });
+    const ip6tables = existsSync("/proc/sys/net/ipv6")
+      ? new Iptables({ restoreCommand: "ip6tables-restore", saveCommand: "ip6tables-save", ...options.ip6tables, launcher, session: false, ...observed })
+      : undefined;
+    return new IptablesFirewall({ policy: options.policy, iptables, ip6tables, logger: options.logger });
+  }
 
   constructor(options: IptablesFirewallOptions) {
     this.options = options;
@@ -89,6 +119,11 @@ export class IptablesFirewall implements Firewall {
     await this.rules.submit(rules);
     const ipv6Rules = await this.reconcileIpv6Rules(prefetched?.saved6);
     return { ...ruleActions(rules), ...(ipv6Rules > 0 ? { ipv6_rule_repaired: ipv6Rules } : {}) };
+  }
+
+  /** Closes iptables' processes, and with them the launcher they share with ip6tables. */
+  close(): Promise<void> {
+    return this.options.iptables.close();
   }
 
   /**

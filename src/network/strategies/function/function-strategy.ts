@@ -2,7 +2,7 @@ import type { Logger } from "../../../logger.js";
 import type { Firewall, InstanceFirewall } from "../../firewall/firewall.js";
 import type { Conntrack } from "../../kernel/conntrack.js";
 import type { FunctionNetwork, InstanceNetwork, PortMapping } from "../../model/instance-network.js";
-import { guestMacFor, tapNameFor } from "../../model/instance-naming.js";
+import { guestMacFor, isTapName, tapNameFor } from "../../model/instance-naming.js";
 import { parseIpv4 } from "../../model/ipv4-cidr.js";
 import { NetworkError } from "../../model/network-error.js";
 import type { WorkloadDefinition } from "../../model/workload-definition.js";
@@ -12,7 +12,7 @@ import { faultPoint } from "../../support/fault-point.js";
 import { rollBack } from "../../support/rollback.js";
 import type { WorkloadStrategy } from "../workload-strategy.js";
 import type { FunctionTaps } from "./function-taps.js";
-import type { SpareTaps } from "./spare-taps.js";
+import { isSpareTapName, type SpareTaps } from "./spare-taps.js";
 
 export interface FunctionStrategyOptions {
   /** The pool the /30s come from, and the MTU of the TAPs. */
@@ -39,7 +39,10 @@ function portsOf(definition: WorkloadDefinition): PortMapping[] {
 }
 
 function functionOf(network: InstanceNetwork): FunctionNetwork {
-  if (network.kind !== "Function") throw new NetworkError("internal", `instance "${network.instanceId}" is a ${network.kind || "unknown"} instance, not a Function`);
+  // A stored record is trusted as far as its kind: one without its Function part is refused here, not at its first use.
+  if (network.kind !== "Function" || network.function === undefined) {
+    throw new NetworkError("internal", `instance "${network.instanceId}" has no Function network`);
+  }
   return network.function;
 }
 
@@ -59,6 +62,16 @@ export class FunctionStrategy implements WorkloadStrategy {
 
   constructor(options: FunctionStrategyOptions) {
     this.options = options;
+  }
+
+  /** The spares are made once the node is in shape; those a previous run left are deleted. */
+  started(start: StartDumps): void {
+    this.options.spares.start(start.links);
+  }
+
+  /** Instance TAPs and spares: what FunctionTaps makes. */
+  ownsLink(name: string): boolean {
+    return isTapName(name) || isSpareTapName(name);
   }
 
   stats(): Record<string, number> {

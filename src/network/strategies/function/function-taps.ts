@@ -77,8 +77,7 @@ export class FunctionTaps {
    * Makes the node hold exactly the `desired` TAPs, as the dumps (those setup read, at start)
    * show them: missing ones made, broken ones repaired (address, up, MTU, route_localnet,
    * IPv6, owner), ours that no instance wants removed. `isInstanceTap` says which TAP names
-   * belong to an instance, being destroyed ones included. At start, the spares are made once
-   * this is done: their TAP work would only slow it down. Returns the actions taken.
+   * belong to an instance, being destroyed ones included. Returns the actions taken.
    */
   async reconcile(desired: readonly DesiredTap[], isInstanceTap: (name: string) => boolean, start: StartDumps | undefined): Promise<Record<string, number>> {
     const { rtnetlink } = this.options;
@@ -114,7 +113,6 @@ export class FunctionTaps {
       await rtnetlink.addrDel(address.index, address.address, address.prefixLength, { name: nameByIndex.get(address.index) });
     }
     await Promise.all(plan.deleteTaps.map((tapName) => this.delete(tapName)));
-    if (start !== undefined) this.options.spares.start(start.links);
     const repaired = { route_localnet_repaired: localnetRepaired, ipv6_repaired: ipv6Repaired, tap_owner_repaired: ownerRepaired };
     return { ...tapActions(plan), ...Object.fromEntries(Object.entries(repaired).filter(([, count]) => count > 0)) };
   }
