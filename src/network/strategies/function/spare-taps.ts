@@ -2,7 +2,7 @@ import type { Logger } from "../../../logger.js";
 import { TAP_PREFIX } from "../../model/instance-naming.js";
 import { NetworkError } from "../../model/network-error.js";
 import type { LinkInfo, Rtnetlink } from "../../kernel/rtnetlink/rtnetlink.js";
-import type { DesiredTap } from "./tap-plan.js";
+import type { DesiredTap } from "./desired-tap.js";
 import type { TapCreator } from "../../kernel/tap-creator.js";
 import type { TapDeleter } from "../../kernel/tap-deleter.js";
 
