@@ -1,5 +1,5 @@
 import { ALWAYS_RESERVED_PORTS, DEFAULT_HOST_PORTS } from "../network/model/port-policy.js";
-import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/strategies/function/spare-taps.js";
+import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/model/spare-count.js";
 import { DEFAULT_EGRESS_DENY } from "../network/firewall/firewall.js";
 import { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "../network/model/exposure-limit.js";
 

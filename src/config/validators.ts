@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import { logLevels, type LogLevel } from "../logger.js";
 import { Ipv4Cidr } from "../network/model/ipv4-cidr.js";
 import { DEFAULT_HOST_PORTS } from "../network/model/port-policy.js";
-import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/strategies/function/spare-taps.js";
+import { DEFAULT_SPARE_TAPS, MAX_SPARE_TAPS } from "../network/model/spare-count.js";
 import { DEFAULT_EGRESS_DENY } from "../network/firewall/firewall.js";
 import { MAX_ID } from "../network/kernel/tun-ids.mjs";
 import { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "../network/model/exposure-limit.js";

@@ -2,6 +2,7 @@
  * The layers of src/network, as folders, and what each may import. A strategy is a folder
  * under strategies/ and a firewall backend a folder under firewall/: neither imports another
  * of its kind, and nothing below them imports them, but the composition root (index.ts).
+ * The rest of src sees src/network only through its entry points.
  */
 import test from "ava";
 import { readdir, readFile } from "node:fs/promises";
@@ -9,6 +10,7 @@ import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL(".", import.meta.url));
+const src = fileURLToPath(new URL("..", import.meta.url));
 
 /** What each layer is, and which layers its sources may import from. */
 const allowed: Record<string, readonly string[]> = {
@@ -18,17 +20,37 @@ const allowed: Record<string, readonly string[]> = {
   support: ["support", "model"],
   node: ["node", "kernel", "concurrency", "model"],
   "contract: firewall": ["model"],
-  "contract: strategy": ["model", "contract: firewall", "node"],
+  // StartDumps, which a strategy's reconcile is given, holds the kernel's LinkInfo/AddressInfo.
+  "contract: strategy": ["model", "contract: firewall", "node", "kernel"],
   plane: ["plane", "contract: strategy", "contract: firewall", "node", "concurrency", "support", "model"],
 };
 
-/** The layer of a source file, by its path under src/network. */
+const isSpec = (path: string) => /\.spec\.(ts|mjs)$/.test(path);
+
+/**
+ * The layer of a file, by its path under src/network. A file directly under src/network,
+ * strategies/ or firewall/ that is not the root or a contract is in none: it throws.
+ */
 function layerOf(path: string): string {
-  const [top, second] = path.replace(/\.js$/, ".ts").split("/");
-  if (path === "index.ts" || path === "index.js") return "root";
-  if (top === "strategies") return second === "workload-strategy.ts" ? "contract: strategy" : `strategy ${second}`;
-  if (top === "firewall") return second === "firewall.ts" ? "contract: firewall" : `backend ${second}`;
-  return top!;
+  const parts = path.replace(/\.js$/, ".ts").split("/");
+  const [top, second] = parts as [string, string | undefined];
+  const stray = () => new Error(`${path} sits in no layer: move it into a layer's folder, or add its layer to this spec`);
+  // A spec directly under src/network (this one) tests the tree as a whole.
+  if (parts.length === 1) {
+    if (top === "index.ts" || isSpec(top)) return "root";
+    throw stray();
+  }
+  if (top === "strategies") {
+    if (parts.length > 2) return `strategy ${second}`;
+    if (second === "workload-strategy.ts") return "contract: strategy";
+    throw stray();
+  }
+  if (top === "firewall") {
+    if (parts.length > 2) return `backend ${second}`;
+    if (second === "firewall.ts") return "contract: firewall";
+    throw stray();
+  }
+  return top;
 }
 
 function allowedFrom(layer: string): readonly string[] | "anything" {
@@ -40,34 +62,45 @@ function allowedFrom(layer: string): readonly string[] | "anything" {
   return list;
 }
 
-async function sources(dir: string): Promise<string[]> {
+/** Every .ts and .mjs file under `dir` of `base`, specs included, as paths relative to `base`. */
+async function files(base: string, dir: string): Promise<string[]> {
   const found: string[] = [];
-  for (const entry of await readdir(join(root, dir), { withFileTypes: true })) {
+  for (const entry of await readdir(join(base, dir), { withFileTypes: true })) {
     const path = dir === "" ? entry.name : `${dir}/${entry.name}`;
-    if (entry.isDirectory()) found.push(...(await sources(path)));
-    else if (/\.(ts|mjs)$/.test(entry.name) && !/\.spec\.(ts|mjs)$/.test(entry.name)) found.push(path);
+    if (entry.isDirectory()) found.push(...(await files(base, path)));
+    else if (/\.(ts|mjs)$/.test(entry.name)) found.push(path);
   }
   return found;
 }
 
-/** Every `from "..."` and `import("...")` specifier of `text`. */
+/**
+ * Every module `text` names, in either quotes: in a `from` clause (imports and re-exports), a
+ * side-effect import, `import()`, and `new URL()` (a module run in a worker or another process).
+ * Directories, as in `new URL(".", import.meta.url)`, are not modules.
+ */
 function specifiers(text: string): string[] {
-  return [...text.matchAll(/(?:from\s+|import\s*\(\s*|new URL\(\s*)"([^"]+)"/g)].map((match) => match[1]!);
+  return [...text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+|\bnew URL\(\s*)(["'])([^"'\n]+)\1/g)]
+    .map((match) => match[2]!)
+    .filter((specifier) => specifier !== "." && specifier !== ".." && !specifier.endsWith("/"));
 }
 
-test("every source of src/network sits in a layer, and imports only from the layers below it", async (t) => {
-  const files = await sources("");
-  t.true(files.length > 30, "the walk finds the sources");
-  for (const file of files) {
+test("every file of src/network sits in a layer, and imports only from the layers below it", async (t) => {
+  const all = await files(root, "");
+  t.true(all.filter((file) => !isSpec(file)).length > 30, "the walk finds the sources");
+  t.true(all.filter(isSpec).length > 20, "the walk finds the specs");
+  for (const file of all) {
+    const spec = isSpec(file);
+    // A spec may import what its source may, plus the test helpers and the test runner.
     const layer = layerOf(file);
     const may = allowedFrom(layer);
     for (const specifier of specifiers(await readFile(join(root, file), "utf8"))) {
       t.false(specifier.startsWith("@grpc/"), `${file}: ${specifier}`);
+      if (!spec) t.not(specifier, "ava", `${file}: only a spec imports the test runner`);
       if (!specifier.startsWith(".")) continue;
       const target = normalize(join(dirname(file), specifier));
       if (target.startsWith("..")) {
-        // Outside src/network: only the logger (never the server, the metrics or src/gen).
-        t.is(target, "../logger.js", `${file} imports ${specifier} from outside src/network`);
+        // Outside src/network: only the logger (never the server, the metrics or src/gen), and for a spec test/.
+        if (!(spec && target.startsWith("../../test/"))) t.is(target, "../logger.js", `${file} imports ${specifier} from outside src/network`);
         continue;
       }
       const targetLayer = layerOf(target);
@@ -76,14 +109,31 @@ test("every source of src/network sits in a layer, and imports only from the lay
   }
 });
 
-test("the composition root is the only place that names a strategy or a backend", async (t) => {
-  for (const file of await sources("")) {
-    if (layerOf(file) === "root") continue;
-    for (const specifier of specifiers(await readFile(join(root, file), "utf8"))) {
-      if (!specifier.startsWith(".")) continue;
-      const target = layerOf(normalize(join(dirname(file), specifier)));
-      const own = layerOf(file);
-      if (target.startsWith("strategy ") || target.startsWith("backend ")) t.is(target, own, `${file} imports ${specifier}`);
+/** What src/server, src/cli, src/config and src/metrics may import from src/network: its entry points. */
+const entryPoints = [/^index\.js$/, /^model\/[^/]+\.js$/, /^plane\/network-plane\.js$/];
+/** And, by the importing file or folder (relative to src), a few modules of the layers below. */
+const alsoAllowed: readonly (readonly [string, string])[] = [
+  // The defaults and bounds of flags: --egress-deny's default list, --tap-owner/--tap-group's largest id.
+  ["config/", "firewall/firewall.js"],
+  ["config/", "kernel/tun-ids.mjs"],
+  // The premise of the test that the CLI loads no FFI: the TAP ioctls' module does.
+  ["cli/run-cli.spec.ts", "kernel/tun-ioctl.mjs"],
+];
+
+test("the rest of src imports src/network only through its entry points", async (t) => {
+  let seen = 0;
+  for (const dir of ["server", "cli", "config", "metrics"]) {
+    for (const file of await files(src, dir)) {
+      for (const specifier of specifiers(await readFile(join(src, file), "utf8"))) {
+        if (!specifier.startsWith(".")) continue;
+        const target = normalize(join(dirname(file), specifier));
+        if (!target.startsWith("network/")) continue;
+        seen++;
+        const inNetwork = target.slice("network/".length);
+        const ok = entryPoints.some((entry) => entry.test(inNetwork)) || alsoAllowed.some(([from, to]) => file.startsWith(from) && inNetwork === to);
+        t.true(ok, `${file} imports ${specifier}: import it through src/network/index.ts, or move what it needs to src/network/model`);
+      }
     }
   }
+  t.true(seen > 10, "the walk finds the imports of src/network");
 });

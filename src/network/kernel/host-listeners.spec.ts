@@ -1,5 +1,6 @@
 import test from "ava";
-import { hostListeners, parseProcNetSockets, shadowedListener, type HostListener } from "./host-listeners.js";
+import { hostListeners, parseProcNetSockets, shadowedListener } from "./host-listeners.js";
+import type { HostListener } from "./sock-diag.js";
 
 const header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 

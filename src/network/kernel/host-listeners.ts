@@ -1,15 +1,7 @@
 import { readFileSync } from "node:fs";
 import { endianness } from "node:os";
 import type { PortMapping, Protocol } from "../model/instance-network.js";
-import type { SockDiag } from "./sock-diag.js";
-
-/** A socket on the node that receives new traffic on a port: a TCP listener or a bound, unconnected UDP socket. */
-export interface HostListener {
-  readonly protocol: Protocol;
-  /** Dotted IPv4; "0.0.0.0" for a wildcard, IPv4 or IPv6; "ipv6" for a specific IPv6 address, which a DNAT never touches. */
-  readonly address: string;
-  readonly port: number;
-}
+import type { HostListener, SockDiag } from "./sock-diag.js";
 
 const TCP_LISTEN = "0A";
 const UDP_UNCONNECTED = "07";

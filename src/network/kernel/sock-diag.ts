@@ -1,6 +1,14 @@
 import { createNetlink, type NetlinkSocket } from "netlink";
-import type { HostListener } from "./host-listeners.js";
+import type { Protocol } from "../model/instance-network.js";
 import { NetworkError } from "../model/network-error.js";
+
+/** A socket on the node that receives new traffic on a port: a TCP listener or a bound, unconnected UDP socket. */
+export interface HostListener {
+  readonly protocol: Protocol;
+  /** Dotted IPv4; "0.0.0.0" for a wildcard, IPv4 or IPv6; "ipv6" for a specific IPv6 address, which a DNAT never touches. */
+  readonly address: string;
+  readonly port: number;
+}
 
 const NETLINK_SOCK_DIAG = 4;
 /**

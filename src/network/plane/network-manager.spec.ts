@@ -409,7 +409,7 @@ test.serial("a failed CREATE whose removal the disk refused: a stop writes it on
   t.deepEqual(restarted.manager.list(), []);
 });
 
-test.serial("a failed CREATE whose removal the disk refused: a crash before the journal takes a line again brings it back, as the README says, until a DESTROY", async (t) => {
+test.serial("a failed CREATE whose removal the disk refused: a crash before the journal takes a line again brings it back, as docs/state-and-recovery.md says, until a DESTROY", async (t) => {
   const { dir, store, free } = await failedCreateWithRunningLine(t);
   store.close();
   free();

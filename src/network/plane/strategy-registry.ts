@@ -23,10 +23,6 @@ export class StrategyRegistry {
     return [...this.registered].flatMap(([kind, entry]) => ("unimplemented" in entry ? [] : [[kind, entry] as [string, WorkloadStrategy]]));
   }
 
-  get strategies(): WorkloadStrategy[] {
-    return this.entries.map(([, strategy]) => strategy);
-  }
-
   resolve(kind: string): WorkloadStrategy {
     const entry = this.registered.get(kind);
     if (entry === undefined) {

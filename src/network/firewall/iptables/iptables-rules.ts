@@ -3,8 +3,7 @@
  * Rule specs are written in iptables-save's canonical form, so that a rule read back
  * from `iptables-save` compares equal to the one we rendered.
  */
-import type { NodeFirewallPolicy } from "../firewall.js";
-import type { PortMapping } from "../../model/instance-network.js";
+import type { InstanceFirewall, NodeFirewallPolicy } from "../firewall.js";
 import { TAP_PREFIX } from "../../model/instance-naming.js";
 
 export type Table = "raw" | "nat" | "filter";
@@ -65,9 +64,6 @@ function comment(text: string): string {
 
 const node = comment(NODE_COMMENT);
 
-/** What the node-wide rules depend on: the firewall's node policy. */
-export type NodeRuleOptions = NodeFirewallPolicy;
-
 /*
  * Why shards: deleting a rule by its spec makes iptables-nft read the whole chain it is in, so a
  * delete from one chain of 15000 rules costs ~190 ms where one from a chain of ~60 costs ~14 ms,
@@ -107,7 +103,7 @@ export function isOurChainName(name: string): boolean {
  * outside, and guest packets whose source address does not route back through the TAP they
  * came in on (a guest posing as another guest, the node or the world).
  */
-export function nodeJumpRules({ localhost }: NodeRuleOptions): Rule[] {
+export function nodeJumpRules({ localhost }: NodeFirewallPolicy): Rule[] {
   const local = `-m addrtype --dst-type LOCAL ${node} -j ${NAT_CHAIN}`;
   return [
     { table: "raw", chain: "PREROUTING", spec: `-d ${LOOPBACK} ! -i lo ${node} -j DROP` },
@@ -134,7 +130,7 @@ export function nodeJumpRules({ localhost }: NodeRuleOptions): Rule[] {
  * The whole content of the node-wide chains, in order: reconcile rewrites a chain whose
  * content differs, since a rule appended after the REJECTs would never match.
  */
-export function nodeChainRules({ pool, localhost, egressDeny }: NodeRuleOptions): Rule[] {
+export function nodeChainRules({ pool, localhost, egressDeny }: NodeFirewallPolicy): Rule[] {
   const nat = (spec: string): Rule => ({ table: "nat", chain: POSTROUTING_CHAIN, spec });
   const forward = (spec: string): Rule => ({ table: "filter", chain: FORWARD_CHAIN, spec });
   const input = (spec: string): Rule => ({ table: "filter", chain: INPUT_CHAIN, spec });
@@ -203,17 +199,11 @@ function conntrackAddress(cidr: string): string {
   return cidr.endsWith("/32") ? cidr.slice(0, -3) : cidr;
 }
 
-export interface InstanceRuleInput {
-  readonly instanceId: string;
-  readonly guestIp: string;
-  readonly ports: readonly PortMapping[];
-}
-
 /**
  * Every rule one instance owns: a DNAT per exposed port, in the nat shard of its host port.
  * What may reach the guest and what it may send is decided by node-wide filter rules.
  */
-export function instanceRules({ instanceId, guestIp, ports }: InstanceRuleInput): Rule[] {
+export function instanceRules({ instanceId, guestIp, ports }: InstanceFirewall): Rule[] {
   const tag = comment(instanceComment(instanceId));
   return ports.map(({ protocol, hostPort, guestPort, hostIp }): Rule => {
     const destination = hostIp === undefined ? "" : `-d ${hostIp}/32 `;

@@ -1,17 +1,17 @@
 /**
- * FunctionStrategy with its kernel collaborators replaced by recording fakes: the parts of it
- * that are decisions (what identity means, the exposure limit, how a rollback runs). The
- * kernel side is covered by the integration tests under test/.
+ * FunctionStrategy with its kernel collaborators, and the firewall (through its contract
+ * only, whatever the backend), replaced by recording fakes: the parts of it that are decisions
+ * (what identity means, the exposure limit, how a rollback runs). The kernel side is covered
+ * by the integration tests under test/.
  */
 import test from "ava";
 import winston from "winston";
+import type { Firewall, InstanceFirewall } from "../../firewall/firewall.js";
 import type { Conntrack } from "../../kernel/conntrack.js";
 import { FunctionStrategy } from "./function-strategy.js";
 import { FunctionTaps } from "./function-taps.js";
-import { IptablesFirewall } from "../../firewall/iptables/iptables-firewall.js";
 import { HostPorts } from "../../node/host-ports.js";
 import { NodeSetup } from "../../node/node-setup.js";
-import type { Iptables } from "../../firewall/iptables/iptables.js";
 import { Ipv4Cidr } from "../../model/ipv4-cidr.js";
 import { NetworkError } from "../../model/network-error.js";
 import { PortPolicy } from "../../model/port-policy.js";
@@ -45,26 +45,30 @@ function definition(exposure: readonly Exposure[], more: { rootfs?: string; repl
 /** What the fakes were asked to do, in order. */
 interface Fakes {
   readonly calls: string[];
-  /** iptables-restore refuses batches with a line starting so ("-A", "-D"). */
-  readonly refuse: Set<string>;
+  /** What the firewall's add and remove throw, when set. */
+  readonly fail: { add?: Error; remove?: Error };
+}
+
+/** A Firewall that records what it is asked, and fails where told to. */
+function recordingFirewall(fakes: Fakes): Firewall {
+  const record = (verb: "add" | "remove") => async (instance: InstanceFirewall) => {
+    fakes.calls.push(`${verb} the rules of ${instance.instanceId}`);
+    const error = fakes.fail[verb];
+    if (error !== undefined) throw error;
+  };
+  return {
+    prefetch: () => void fakes.calls.push("prefetch"),
+    add: record("add"),
+    remove: record("remove"),
+    reconcile: async () => {
+      fakes.calls.push("reconcile");
+      return {};
+    },
+  };
 }
 
 function strategy(overrides: { maxPortsPerInstance?: number } = {}): { functions: FunctionStrategy; node: NodeSetup; fakes: Fakes } {
-  const fakes: Fakes = { calls: [], refuse: new Set() };
-  const iptables = {
-    restore: async (batch: string) => {
-      const verb = batch.split("\n").find((line) => line.startsWith("-"))?.slice(0, 2) ?? "";
-      fakes.calls.push(`restore ${verb}`);
-      if (fakes.refuse.has(verb)) throw new NetworkError("internal", `iptables-restore refused the ${verb} batch`);
-    },
-    // What a batch that failed is retried from; refused too once a delete was, so that the delete fails whole.
-    save: async () => {
-      const afterRefusedDelete = fakes.refuse.has("-D") && fakes.calls.includes("restore -D");
-      fakes.calls.push("save");
-      if (afterRefusedDelete) throw new NetworkError("internal", "iptables-save failed");
-      return "";
-    },
-  } as unknown as Iptables;
+  const fakes: Fakes = { calls: [], fail: {} };
   const spares = {
     take: async (tap: { tapName: string }) => {
       fakes.calls.push(`take spare as ${tap.tapName}`);
@@ -86,7 +90,7 @@ function strategy(overrides: { maxPortsPerInstance?: number } = {}): { functions
   const functions = new FunctionStrategy({
     node,
     hostPorts: new HostPorts({ pool, localhost: true, portPolicy, rtnetlink, sockDiag, ...overrides }),
-    firewall: new IptablesFirewall({ policy: { pool: pool.toString(), localhost: true, egressDeny: [] }, iptables, ip6tables: undefined, logger }),
+    firewall: recordingFirewall(fakes),
     taps: new FunctionTaps({ localhost: true, rtnetlink, taps: {} as unknown as TapCreator, spares, tapDeleter, logger }),
     spares,
     conntrack,
@@ -134,13 +138,13 @@ test("more exposure entries than --max-ports-per-instance are refused before any
 test("a rollback whose rule delete fails still deletes the TAP, and the CREATE fails with the first error", async (t) => {
   const { functions, fakes } = strategy();
   const network = functions.prepare("a", definition([{ port: 8080, targetPort: 80 }]));
-  fakes.refuse.add("-A");
-  fakes.refuse.add("-D");
+  fakes.fail.add = new NetworkError("internal", "the firewall refused the add");
+  fakes.fail.remove = new NetworkError("internal", "the firewall refused the remove");
   const error = await t.throwsAsync(functions.realize(network), { instanceOf: NetworkError });
-  t.is(error.message, "iptables-restore refused the -A batch", "the append's error, not the rollback's");
+  t.is(error.message, "the firewall refused the add", "the add's error, not the rollback's");
   t.deepEqual(
     rollbackFailuresOf(error).map(({ step, error: cause }) => [step, (cause as Error).message]),
-    [["delete the rules", "iptables-save failed"]],
+    [["delete the rules", "the firewall refused the remove"]],
   );
   const tapName = network.kind === "Function" ? network.function.tapName : "";
   t.true(fakes.calls.includes(`delete TAP ${tapName}`), fakes.calls.join(", "));

@@ -6,7 +6,8 @@ import type { TapDeleter } from "../../kernel/tap-deleter.js";
 import type { StartDumps } from "../../node/node-setup.js";
 import { faultPoint } from "../../support/fault-point.js";
 import { isSpareTapName, type SpareTaps } from "./spare-taps.js";
-import { planTaps, tapActions, type DesiredTap } from "./tap-plan.js";
+import type { DesiredTap } from "./desired-tap.js";
+import { planTaps, tapActions } from "./tap-plan.js";
 
 export interface FunctionTapsOptions {
   /** Whether 127.0.0.1:<port> on the node reaches the guests (route_localnet on each TAP). */

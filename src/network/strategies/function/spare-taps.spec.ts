@@ -4,7 +4,8 @@ import { createLogger } from "../../../logger.js";
 import { isTapName, tapNameFor } from "../../model/instance-naming.js";
 import { NetworkError } from "../../model/network-error.js";
 import { Rtnetlink } from "../../kernel/rtnetlink/rtnetlink.js";
-import { isSpareTapName, MAX_SPARE_TAPS, SpareTaps } from "./spare-taps.js";
+import { MAX_SPARE_TAPS } from "../../model/spare-count.js";
+import { isSpareTapName, SpareTaps } from "./spare-taps.js";
 import type { TapCreator } from "../../kernel/tap-creator.js";
 import type { TapDeleter } from "../../kernel/tap-deleter.js";
 

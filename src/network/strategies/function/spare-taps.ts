@@ -2,7 +2,8 @@ import type { Logger } from "../../../logger.js";
 import { TAP_PREFIX } from "../../model/instance-naming.js";
 import { NetworkError } from "../../model/network-error.js";
 import type { LinkInfo, Rtnetlink } from "../../kernel/rtnetlink/rtnetlink.js";
-import type { DesiredTap } from "./tap-plan.js";
+import { MAX_SPARE_TAPS } from "../../model/spare-count.js";
+import type { DesiredTap } from "./desired-tap.js";
 import type { TapCreator } from "../../kernel/tap-creator.js";
 import type { TapDeleter } from "../../kernel/tap-deleter.js";
 
@@ -18,10 +19,6 @@ const SPARE_NUMBERS = 100_000;
 const REFILL_DELAY_MS = 20;
 /** After a failed refill (e.g. a foreign device holding a spare's name), wait before trying again. */
 const REFILL_RETRY_MS = 5000;
-
-/** Enough for a few CREATEs at once; few enough to be noise among the node's links. */
-export const DEFAULT_SPARE_TAPS = 4;
-export const MAX_SPARE_TAPS = 64;
 
 /** Whether `name` is one of the spare TAPs this service keeps (`rik-spare-N`). */
 export function isSpareTapName(name: string): boolean {

@@ -1,13 +1,6 @@
 import { isTapName } from "../../model/instance-naming.js";
 import type { AddressInfo, LinkInfo } from "../../kernel/rtnetlink/rtnetlink.js";
-
-/** A TAP as an instance needs it. */
-export interface DesiredTap {
-  readonly tapName: string;
-  readonly hostIp: string;
-  readonly prefixLength: number;
-  readonly mtu: number;
-}
+import type { DesiredTap } from "./desired-tap.js";
 
 export interface ObservedLinks {
   readonly links: readonly LinkInfo[];
