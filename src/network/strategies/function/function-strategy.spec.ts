@@ -64,12 +64,14 @@ function recordingFirewall(fakes: Fakes): Firewall {
       fakes.calls.push("reconcile");
       return {};
     },
+    close: async () => void fakes.calls.push("close"),
   };
 }
 
 function strategy(overrides: { maxPortsPerInstance?: number } = {}): { functions: FunctionStrategy; node: NodeSetup; fakes: Fakes } {
   const fakes: Fakes = { calls: [], fail: {} };
   const spares = {
+    size: 2,
     take: async (tap: { tapName: string }) => {
       fakes.calls.push(`take spare as ${tap.tapName}`);
       return true;
@@ -148,4 +150,16 @@ test("a rollback whose rule delete fails still deletes the TAP, and the CREATE f
   );
   const tapName = network.kind === "Function" ? network.function.tapName : "";
   t.true(fakes.calls.includes(`delete TAP ${tapName}`), fakes.calls.join(", "));
+});
+
+test("the firewall gets an instance's guest address and ports; the strategy owns instance TAPs and spares; its figures are its spares", (t) => {
+  const { functions } = strategy();
+  const network = functions.prepare("a", definition([{ port: 8080, targetPort: 80 }, { port: 5353, targetPort: 53, protocol: "UDP", hostIP: "192.0.2.10" }]));
+  const fn = network.kind === "Function" ? network.function : undefined;
+  t.deepEqual(functions.firewallOf(network), { instanceId: "a", guestIp: fn!.guestIp, ports: fn!.ports });
+  t.true(functions.ownsLink(fn!.tapName));
+  t.true(functions.ownsLink("rik-spare-7"));
+  t.false(functions.ownsLink("eth0"));
+  t.false(functions.ownsLink("rik-v0123456789"), "a name of another kind's pattern");
+  t.deepEqual(functions.stats(), { spare_taps: 2 });
 });
