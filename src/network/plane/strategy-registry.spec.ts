@@ -23,3 +23,11 @@ test("an unknown kind is INVALID_ARGUMENT naming the accepted kinds", (t) => {
   t.is(error.code, "invalid-argument");
   t.regex(error.message, /kind "VirtualMachine" is not supported; accepted kinds: Function, Pod/);
 });
+
+test("every kind with a network of its own must have its strategy: without it, the registry does not compile", (t) => {
+  // @ts-expect-error Function is a member of the InstanceNetwork union, so its entry is required.
+  const incomplete = new StrategyRegistry({ Pod: { unimplemented: "not yet" } });
+  // @ts-expect-error nor may it be left unimplemented.
+  const unimplemented = new StrategyRegistry({ Function: { unimplemented: "not yet" } });
+  t.deepEqual([incomplete.kinds, unimplemented.kinds], [["Pod"], ["Function"]], "what typecheck refuses still builds at run time");
+});

@@ -1,3 +1,4 @@
+import type { NetworkKind } from "../model/instance-network.js";
 import { NetworkError } from "../model/network-error.js";
 import type { WorkloadStrategy } from "../strategies/workload-strategy.js";
 
@@ -6,11 +7,18 @@ export interface Unimplemented {
   readonly unimplemented: string;
 }
 
+/**
+ * A strategy for every kind that has a network of its own (a member of the InstanceNetwork
+ * union), so that a kind added there without its registry line does not compile; and any
+ * other known kind, implemented or not yet.
+ */
+export type StrategyEntries = { readonly [K in NetworkKind]: WorkloadStrategy } & Readonly<Record<string, WorkloadStrategy | Unimplemented>>;
+
 /** Maps each workload kind to its strategy; the single place where kinds are registered. */
 export class StrategyRegistry {
   private readonly registered: ReadonlyMap<string, WorkloadStrategy | Unimplemented>;
 
-  constructor(entries: Record<string, WorkloadStrategy | Unimplemented>) {
+  constructor(entries: StrategyEntries) {
     this.registered = new Map(Object.entries(entries));
   }
 
