@@ -26,7 +26,7 @@ import type { Rule } from "../src/network/firewall/iptables/iptables-rules.js";
 import { createNamespace, delay, deleteNamespace, namespacePids, spawnIn, uniqueName } from "../test/helpers/netns.js";
 import type { BenchInstance, InstancePlan } from "./instances.js";
 import { fillRestore, fillTapBatch, rikletRulesOf, rikletSetupRestore } from "./kernel-texts.js";
-import type { Backend } from "./options.js";
+import type { IptablesBackend } from "./options.js";
 import type { Progress } from "./progress.js";
 import { runIn } from "./ns-run.js";
 import { shellLine, splitSpec } from "./shell.js";
@@ -37,7 +37,7 @@ export interface IptablesBinaries {
   readonly save: string;
 }
 
-export function binariesFor(backend: Backend): IptablesBinaries {
+export function binariesFor(backend: IptablesBackend): IptablesBinaries {
   return backend === "legacy"
     ? { iptables: "iptables-legacy", restore: "iptables-legacy-restore", save: "iptables-legacy-save" }
     : { iptables: "iptables", restore: "iptables-restore", save: "iptables-save" };
@@ -192,7 +192,7 @@ export interface WallTime {
 
 export interface BaselineRunOptions {
   readonly pool: string;
-  readonly backend: Backend;
+  readonly backend: IptablesBackend;
   readonly size: number;
   readonly plan: InstancePlan;
   /** Where the generated scripts are written (a directory the run removes at the end). */

@@ -20,6 +20,8 @@ export interface ProfileRequest {
   readonly pool: string;
   readonly size: number;
   readonly samples: number;
+  /** Whose firewall steps are timed. */
+  readonly firewall: "nft" | "iptables";
   readonly restoreCommand: string;
   readonly saveCommand: string;
   /** Where the worker keeps its state records (a temporary directory of the run). */
@@ -36,6 +38,7 @@ export interface ProfileReport {
 }
 
 async function main(request: ProfileRequest): Promise<ProfileReport> {
+  if (request.firewall !== "iptables") throw new Error(`no profile of the ${request.firewall} backend`);
   const iptables = new Iptables({ restoreCommand: request.restoreCommand, saveCommand: request.saveCommand });
   const rtnetlink = Rtnetlink.open();
   const taps = new TapCreator();

@@ -4,8 +4,22 @@
  */
 import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import { execa } from "execa";
 import { namespacePids } from "../test/helpers/netns.js";
+
+/**
+ * `PATH` without the directories npm puts first under `npm run` (`node_modules/.bin` of the
+ * project and its parents, npm's own helpers). One of the packages there installs a command named
+ * `nft` (@vercel/nft, a file tracer), which would stand in for nftables' `nft` in everything the
+ * bench runs, the service under test included.
+ */
+export function withoutPackageBins(searchPath: string): string {
+  return searchPath
+    .split(path.delimiter)
+    .filter((dir) => dir !== "" && !dir.split(path.sep).includes("node_modules"))
+    .join(path.delimiter);
+}
 
 export interface Memory {
   /** Resident set size, kB (VmRSS). */
@@ -103,6 +117,7 @@ export interface HostInfo {
   readonly node: string;
   readonly iptables: string;
   readonly iptablesLegacy: string;
+  readonly nft: string;
   readonly loadAverage: readonly number[];
 }
 
@@ -121,6 +136,7 @@ export async function hostInfo(): Promise<HostInfo> {
     node: process.version,
     iptables: await versionOf("iptables"),
     iptablesLegacy: await versionOf("iptables-legacy"),
+    nft: await versionOf("nft"),
     loadAverage: os.loadavg().map((value) => Math.round(value * 100) / 100),
   };
 }
