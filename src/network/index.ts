@@ -6,7 +6,7 @@ import { InstanceStore } from "./plane/instance-store.js";
 import { DEFAULT_EGRESS_DENY, type FirewallBackend, type FirewallBackendName } from "./firewall/firewall.js";
 import { IptablesFirewall } from "./firewall/iptables/iptables-firewall.js";
 import { NftFirewall } from "./firewall/nftables/nft-firewall.js";
-import { retireOtherBackends, selectFirewall, type FirewallBackendChoice } from "./firewall/select-backend.js";
+import { retireOtherBackends, selectFirewall, type FirewallBackendChoice } from "./plane/select-firewall.js";
 import type { IptablesOptions } from "./firewall/iptables/iptables.js";
 import { HostPorts } from "./node/host-ports.js";
 import { NodeSetup } from "./node/node-setup.js";
@@ -28,7 +28,7 @@ export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, Insta
 export type { NetworkPlane, PlaneStats } from "./plane/network-plane.js";
 export type { NetworkObserver } from "./model/network-observer.js";
 export type { PortPolicyOptions } from "./model/port-policy.js";
-export type { FirewallBackendChoice } from "./firewall/select-backend.js";
+export type { FirewallBackendChoice } from "./plane/select-firewall.js";
 export type { FirewallBackendName } from "./firewall/firewall.js";
 
 const DEFAULT_STATE_DIR = "/var/lib/rik-network";

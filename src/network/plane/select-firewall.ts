@@ -1,6 +1,6 @@
 import type { Logger } from "../../logger.js";
 import { NetworkError } from "../model/network-error.js";
-import type { Firewall, FirewallBackend, FirewallBackendName } from "./firewall.js";
+import type { Firewall, FirewallBackend, FirewallBackendName } from "../firewall/firewall.js";
 
 /** What `--firewall-backend` asks for: a backend, or "auto". */
 export type FirewallBackendChoice = FirewallBackendName | "auto";
