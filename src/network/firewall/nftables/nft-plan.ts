@@ -38,7 +38,8 @@ function sameRules(chain: NftChain, comments: readonly (string | undefined)[]): 
 
 function sameRanges(cidrs: readonly string[], ranges: readonly (readonly [number, number])[]): boolean {
   const want = mergeRanges(cidrs.map(cidrRange));
-  return want.length === ranges.length && want.every(([first, last], at) => ranges[at]![0] === first && ranges[at]![1] === last);
+  const have = mergeRanges(ranges);
+  return want.length === have.length && want.every(([first, last], at) => have[at]![0] === first && have[at]![1] === last);
 }
 
 function count(actions: Record<string, number>, action: string, n = 1): void {
