@@ -82,6 +82,7 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
       ...(config.tapOwner === undefined ? {} : { tapOwner: config.tapOwner }),
       ...(config.tapGroup === undefined ? {} : { tapGroup: config.tapGroup }),
       maxPortsPerInstance: config.maxPortsPerInstance,
+      firewallBackend: config.firewallBackend,
       iptables: config.iptables,
       ip6tables: { restoreCommand: config.iptables.restore6Command, saveCommand: config.iptables.save6Command },
       egressDeny: config.egressDeny,
@@ -127,7 +128,8 @@ export async function runDaemon(config: Config, logger: Logger, stop: AbortSigna
     tap_owner: config.tapOwner,
     tap_group: config.tapGroup,
     max_ports_per_instance: config.maxPortsPerInstance,
-    iptables_backend: config.iptablesBackend,
+    firewall_backend: plane.firewallBackend,
+    iptables_backend: plane.firewallBackend === "iptables" ? config.iptablesBackend : undefined,
     egress_deny: config.egressDeny,
     pid: process.pid,
   });

@@ -27,6 +27,7 @@ test("defaults", (t) => {
     resyncIntervalMs: 30_000,
     spareTaps: 4,
     maxPortsPerInstance: 64,
+    firewallBackend: "auto",
     iptablesBackend: "auto",
     iptables: autoIptables,
     egressDeny: ["169.254.0.0/16"],
@@ -48,6 +49,7 @@ const env = {
   RIK_NETWORK_STATE_DIR: "/srv/env-state",
   RIK_NETWORK_RESYNC_INTERVAL: "0",
   RIK_NETWORK_IPTABLES_BACKEND: "legacy",
+  RIK_NETWORK_FIREWALL_BACKEND: "iptables",
   RIK_NETWORK_LOCALHOST: "false",
   RIK_NETWORK_HOST_PORTS: "20000-29999",
   RIK_NETWORK_RESERVED_PORTS: "2379, 10250",
@@ -77,6 +79,7 @@ test("reads every setting from the environment", (t) => {
     resyncIntervalMs: 0,
     spareTaps: 0,
     maxPortsPerInstance: 8,
+    firewallBackend: "iptables",
     iptablesBackend: "legacy",
     iptables: {
       restoreCommand: "iptables-legacy-restore",
@@ -116,6 +119,8 @@ test("flags override the environment", (t) => {
     "2.5",
     "--iptables-backend",
     "nft",
+    "--firewall-backend",
+    "nft",
     "--localhost",
     "yes",
     "--host-ports",
@@ -148,6 +153,7 @@ test("flags override the environment", (t) => {
     resyncIntervalMs: 2500,
     spareTaps: 16,
     maxPortsPerInstance: 128,
+    firewallBackend: "nft",
     iptablesBackend: "nft",
     iptables: {
       restoreCommand: "iptables-nft-restore",
@@ -299,6 +305,7 @@ const invalid: [string, string[], Record<string, string>, RegExp][] = [
   ["a spare TAP count that is not an integer", [], { RIK_NETWORK_SPARE_TAPS: "two" }, /expected an integer between 0 \(off\) and 64/],
   ["a resync interval that is not a number", [], { RIK_NETWORK_RESYNC_INTERVAL: "30s" }, /expected seconds between 0 \(off\) and 86400/],
   ["an unknown iptables backend", ["--iptables-backend", "ebpf"], {}, /expected one of auto, nft, legacy/],
+  ["an unknown firewall backend", ["--firewall-backend", "ebpf"], {}, /--firewall-backend.*expected one of auto, nft, iptables/],
 ];
 
 for (const [what, argv, environment, message] of invalid) {

@@ -7,6 +7,7 @@ import {
   backend,
   booleanOr,
   egressDeny,
+  firewallBackend,
   groupName,
   hostPortRange,
   logLevel,
@@ -43,6 +44,9 @@ export interface TcpListenConfig extends HostPort {
 
 export type IptablesBackend = "auto" | "nft" | "legacy";
 
+/** The firewall backend: "auto" takes nft when a usable nft (1.0 or later) is present, else iptables. */
+export type FirewallBackend = "auto" | "nft" | "iptables";
+
 export interface Config {
   /** Absolute path of the unix socket to serve on. */
   readonly socketPath: string;
@@ -77,6 +81,8 @@ export interface Config {
   readonly tapGroup?: number;
   /** Exposure entries one instance may have. */
   readonly maxPortsPerInstance: number;
+  readonly firewallBackend: FirewallBackend;
+  /** Which iptables binaries the iptables backend runs. */
   readonly iptablesBackend: IptablesBackend;
   /** The binaries matching `iptablesBackend`. */
   readonly iptables: IptablesCommands;
@@ -150,6 +156,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     ...(tapOwner === undefined ? {} : { tapOwner }),
     ...(tapGroup === undefined ? {} : { tapGroup }),
     maxPortsPerInstance: maxPortsPerInstance(given(options.maxPortsPerInstance)),
+    firewallBackend: firewallBackend(given(options.firewallBackend)),
     iptablesBackend,
     iptables: iptablesCommands[iptablesBackend],
     egressDeny: egressDeny(given(options.egressDeny), instancePool),

@@ -136,11 +136,17 @@ export const options = {
     value: "N",
     help: `exposure entries one instance may have, 0 to ${MAX_PORTS_PER_INSTANCE_LIMIT} (default ${DEFAULT_MAX_PORTS_PER_INSTANCE})`,
   },
+  firewallBackend: {
+    flag: "firewall-backend",
+    env: "RIK_NETWORK_FIREWALL_BACKEND",
+    value: "NAME",
+    help: "auto, nft or iptables: the native nftables table inet rik-network, or iptables chains; auto takes nft when nft 1.0 or later works (default auto)",
+  },
   iptablesBackend: {
     flag: "iptables-backend",
     env: "RIK_NETWORK_IPTABLES_BACKEND",
     value: "NAME",
-    help: "auto, nft or legacy: runs iptables-[nft-|legacy-]restore and -save (default auto)",
+    help: "with --firewall-backend iptables: auto, nft or legacy runs iptables-[nft-|legacy-]restore and -save (default auto)",
   },
   egressDeny: {
     flag: "egress-deny",

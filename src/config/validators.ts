@@ -14,7 +14,7 @@ import { DEFAULT_EGRESS_DENY } from "../network/firewall/firewall.js";
 import { MAX_ID } from "../network/kernel/tun-ids.mjs";
 import { DEFAULT_MAX_PORTS_PER_INSTANCE, MAX_PORTS_PER_INSTANCE_LIMIT } from "../network/model/exposure-limit.js";
 import { ConfigError, invalid, type Given } from "./config-error.js";
-import type { HostPort, IptablesBackend, TcpListenConfig } from "./load-config.js";
+import type { FirewallBackend, HostPort, IptablesBackend, TcpListenConfig } from "./load-config.js";
 import { options, type Option } from "./options.js";
 
 /** sun_path holds 108 bytes, including the terminating NUL. */
@@ -213,6 +213,10 @@ export function maxPortsPerInstance(given: Given | undefined): number {
 
 export function backend(given: Given | undefined): IptablesBackend {
   return oneOf(given, ["auto", "nft", "legacy"] as const, "auto");
+}
+
+export function firewallBackend(given: Given | undefined): FirewallBackend {
+  return oneOf(given, ["auto", "nft", "iptables"] as const, "auto");
 }
 
 export function logLevel(given: Given | undefined): LogLevel {

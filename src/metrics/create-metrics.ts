@@ -15,6 +15,7 @@ export interface PlaneView {
 export interface Metrics extends NetworkObserver {
   readonly registry: Registry;
   iptablesRestore(durationSeconds: number, ok: boolean): void;
+  nftTransaction(durationSeconds: number, ok: boolean): void;
   reconciled(trigger: "start" | "resync", actions: Readonly<Record<string, number>>): void;
   /** One call of rik.network.v1.WorkloadNetwork ended. */
   rpcFinished(method: string, code: string, durationSeconds: number): void;
@@ -100,6 +101,17 @@ export function createMetrics(): Metrics {
     help: "iptables-restore batches the kernel (or the lock) refused.",
     registers: [registry],
   });
+  const nftDuration = new Histogram({
+    name: `${prefix}nft_transaction_duration_seconds`,
+    help: "Duration of each nftables transaction of the nft backend, whether it succeeded or not.",
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
+    registers: [registry],
+  });
+  const nftFailures = new Counter({
+    name: `${prefix}nft_transaction_failures_total`,
+    help: "nftables transactions of the nft backend that the kernel (or nft's parser) refused.",
+    registers: [registry],
+  });
   const reconciles = new Counter({
     name: `${prefix}reconciles_total`,
     help: "Reconciles of the kernel with the stored instances, by trigger (start, resync).",
@@ -122,6 +134,10 @@ export function createMetrics(): Metrics {
     iptablesRestore(durationSeconds, ok) {
       restoreDuration.observe(durationSeconds);
       if (!ok) restoreFailures.inc();
+    },
+    nftTransaction(durationSeconds, ok) {
+      nftDuration.observe(durationSeconds);
+      if (!ok) nftFailures.inc();
     },
     reconciled(trigger, actions) {
       reconciles.inc({ trigger });

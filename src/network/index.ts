@@ -3,8 +3,10 @@ import { CommandLauncher } from "./kernel/command-launcher.js";
 import { Conntrack } from "./kernel/conntrack.js";
 import { FunctionStrategy } from "./strategies/function/function-strategy.js";
 import { InstanceStore } from "./plane/instance-store.js";
-import { DEFAULT_EGRESS_DENY, type Firewall } from "./firewall/firewall.js";
+import { DEFAULT_EGRESS_DENY, type FirewallBackend, type FirewallBackendName } from "./firewall/firewall.js";
 import { IptablesFirewall } from "./firewall/iptables/iptables-firewall.js";
+import { NftFirewall } from "./firewall/nftables/nft-firewall.js";
+import { retireOtherBackends, selectFirewall, type FirewallBackendChoice } from "./plane/select-firewall.js";
 import type { IptablesOptions } from "./firewall/iptables/iptables.js";
 import { HostPorts } from "./node/host-ports.js";
 import { NodeSetup } from "./node/node-setup.js";
@@ -26,6 +28,8 @@ export type { ApplyAction, ApplyRequest, FunctionNetwork, InstanceNetwork, Insta
 export type { NetworkPlane, PlaneStats } from "./plane/network-plane.js";
 export type { NetworkObserver } from "./model/network-observer.js";
 export type { PortPolicyOptions } from "./model/port-policy.js";
+export type { FirewallBackendChoice } from "./plane/select-firewall.js";
+export type { FirewallBackendName } from "./firewall/firewall.js";
 
 const DEFAULT_STATE_DIR = "/var/lib/rik-network";
 
@@ -39,6 +43,9 @@ export interface NetworkPlaneOptions {
   /** Host ports Functions may expose. Default: DEFAULT_HOST_PORTS, 22 reserved. */
   readonly portPolicy?: PortPolicyOptions;
   readonly logger: Logger;
+  /** nft, iptables, or auto (nft when usable, else iptables). Default auto. */
+  readonly firewallBackend?: FirewallBackendChoice;
+  /** The iptables backend's binaries. */
   readonly iptables?: IptablesOptions;
   /** ip6tables-restore and -save of the same backend as `iptables`. Default ip6tables-restore, ip6tables-save. */
   readonly ip6tables?: { readonly restoreCommand: string; readonly saveCommand: string };
@@ -62,7 +69,9 @@ export interface NetworkPlaneOptions {
  * Sets the node up, reconciles the kernel with the stored instances, and returns the
  * network plane. Strategies are registered here, per workload kind, and nowhere else.
  */
-export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<NetworkPlane & { close(): Promise<void> }> {
+export async function createNetworkPlane(
+  options: NetworkPlaneOptions,
+): Promise<NetworkPlane & { readonly firewallBackend: FirewallBackendName; close(): Promise<void> }> {
   const { logger, observer } = options;
   const pool = Ipv4Cidr.parse(options.pool);
   const store = InstanceStore.open(options.stateDir ?? DEFAULT_STATE_DIR, { logger });
@@ -91,15 +100,39 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     ...(options.maxPortsPerInstance === undefined ? {} : { maxPortsPerInstance: options.maxPortsPerInstance }),
   });
   const policy = { pool: pool.toString(), localhost, egressDeny: options.egressDeny ?? DEFAULT_EGRESS_DENY };
-  // The firewall backend: a backend is a folder under firewall/ and a line here.
-  const firewall: Firewall = IptablesFirewall.create({
-    policy,
-    launcher,
-    logger,
-    ...(options.iptables === undefined ? {} : { iptables: options.iptables }),
-    ...(options.ip6tables === undefined ? {} : { ip6tables: options.ip6tables }),
-    ...(observer === undefined ? {} : { observer }),
-  });
+  const observed = observer === undefined ? {} : { observer };
+  // The firewall backends: a backend is a folder under firewall/ and a line here.
+  const backends: Record<FirewallBackendName, FirewallBackend> = {
+    nft: { unusable: () => NftFirewall.unusable(), create: () => NftFirewall.create({ policy, logger, ...observed }) },
+    iptables: {
+      unusable: () => IptablesFirewall.unusable(options.iptables),
+      create: () =>
+        IptablesFirewall.create({
+          policy,
+          launcher,
+          logger,
+          ...(options.iptables === undefined ? {} : { iptables: options.iptables }),
+          ...(options.ip6tables === undefined ? {} : { ip6tables: options.ip6tables }),
+          ...observed,
+        }),
+    },
+  };
+  // What the firewall does not own, closed last.
+  const closeKernel = async () => {
+    await launcher.close();
+    await taps.close();
+    rtnetlink.close();
+    sockDiag.close();
+    store.close();
+  };
+  let selected: Awaited<ReturnType<typeof selectFirewall>>;
+  try {
+    selected = await selectFirewall(options.firewallBackend ?? "auto", backends, logger);
+  } catch (error) {
+    await closeKernel();
+    throw error;
+  }
+  const { firewall } = selected;
   const functions = new FunctionStrategy({
     node,
     hostPorts,
@@ -122,19 +155,22 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     ...(observer === undefined ? {} : { observer }),
     ...(options.resyncIntervalMs === undefined ? {} : { resyncIntervalMs: options.resyncIntervalMs }),
   });
-  try {
-    await manager.start();
-  } catch (error) {
+  const close = async () => {
     await manager.close();
     await spares.close();
     await firewall.close();
-    await taps.close();
-    rtnetlink.close();
-    sockDiag.close();
-    store.close();
+    await closeKernel();
+  };
+  try {
+    await manager.start();
+    const retired = await retireOtherBackends(selected.name, backends);
+    if (Object.keys(retired).length > 0) logger.info("removed what the other firewall backend left: the node moved backends", { firewall_backend: selected.name, removed: retired });
+  } catch (error) {
+    await close();
     throw error;
   }
   return {
+    firewallBackend: selected.name,
     apply: (request) => manager.apply(request),
     get: (instanceId) => manager.get(instanceId),
     list: () => manager.list(),
@@ -144,14 +180,6 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
       poolUsed: node.pool.size,
       strategies: Object.fromEntries(registry.entries.map(([kind, strategy]) => [kind, strategy.stats()])),
     }),
-    close: async () => {
-      await manager.close();
-      await spares.close();
-      await firewall.close();
-      await taps.close();
-      rtnetlink.close();
-      sockDiag.close();
-      store.close();
-    },
+    close,
   };
 }

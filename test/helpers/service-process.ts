@@ -1,6 +1,7 @@
 /**
  * The real rik-network service, started inside a test's node namespace.
  */
+import { TEST_FIREWALL_BACKEND, type TestFirewallBackend } from "./firewall-backend.js";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -30,6 +31,8 @@ export interface ServiceOptions {
   /** `--state-dir`. Default `state/` beside the socket, so a restart on the same socket finds its state. */
   readonly stateDir?: string;
   readonly extraArgs?: readonly string[];
+  /** --firewall-backend; default TEST_FIREWALL_BACKEND. Left out when extraArgs sets it. */
+  readonly firewallBackend?: TestFirewallBackend | "auto";
   readonly env?: Readonly<Record<string, string>>;
   /** How long to wait for readiness. Default 20 s. */
   readonly readyTimeoutMs?: number;
@@ -106,6 +109,7 @@ export function serviceArgs(options: ServiceOptions & { readonly socketPath: str
     options.logLevel ?? "debug",
     ...(options.mtu === undefined ? [] : ["--mtu", String(options.mtu)]),
     ...(options.listen === undefined ? [] : ["--listen", options.listen]),
+    ...(options.extraArgs?.includes("--firewall-backend") === true ? [] : ["--firewall-backend", options.firewallBackend ?? TEST_FIREWALL_BACKEND]),
     ...(options.extraArgs ?? []),
   ];
 }

@@ -33,28 +33,10 @@ export interface InstanceFirewall {
  * chain or many, rules or map elements) is its own business. It owns exactly what it made and
  * reads back only that.
  *
- * An nftables backend fits as follows. Its one table holds the node policy as fixed rules and
- * sets, e.g. `set egress_deny { type ipv4_addr; flags interval; elements = { 169.254.0.0/16 } }`,
- * and the mappings as elements of two verdict-free maps, keyed on what a packet arrives with:
- *
- *     map ports { type inet_proto . inet_service : ipv4_addr . inet_service; }
- *     map bound_ports { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
- *     chain prerouting { type nat hook prerouting priority dstnat;
- *       dnat ip to ip daddr . meta l4proto . th dport map @bound_ports
- *       fib daddr type local dnat ip to meta l4proto . th dport map @ports; }
- *     chain output { type nat hook output priority -100;
- *       dnat ip to ip daddr . meta l4proto . th dport map @bound_ports
- *       fib daddr type local dnat ip to meta l4proto . th dport map @ports; }
- *
- * (with `--localhost false`, the output chain starts with `ip daddr 127.0.0.0/8 return`),
- * so that the instance `{ guestIp 10.220.0.2, ports [tcp 8080 -> 3000, udp 192.0.2.10:5353 -> 53] }`
- * is added, in one transaction, as
- *
- *     add element inet rik-network ports { tcp . 8080 : 10.220.0.2 . 3000 }
- *     add element inet rik-network bound_ports { 192.0.2.10 . udp . 5353 : 10.220.0.2 . 53 }
- *
- * and removed by the same two lines with `delete element`: a CREATE or DESTROY costs what it
- * changes, whatever else the node holds.
+ * Two backends implement it: iptables/ (chains, a DNAT rule per exposed port) and nftables/
+ * (one table of our own, a map element per exposed port). The composition root picks one,
+ * and after the start reconcile removes what the other left, so that a node moves from one
+ * to the other by a restart.
  */
 export interface Firewall {
   /** Starts reading the backend's state, so that the reconcile at start finds it read. */
@@ -70,6 +52,21 @@ export interface Firewall {
    * actions taken, by name.
    */
   reconcile(instances: readonly InstanceFirewall[]): Promise<Record<string, number>>;
+  /**
+   * Removes everything this backend ever made on the node (the node now uses another
+   * backend). Returns the actions taken, by name; {} when there was nothing.
+   */
+  removeAll(): Promise<Record<string, number>>;
   /** Lets a transaction in progress finish, then stops the backend's processes. */
   close(): Promise<void>;
+}
+
+/** The backends a node can run, by the name `--firewall-backend` takes. */
+export type FirewallBackendName = "nft" | "iptables";
+
+/** One backend as the composition root sees it. */
+export interface FirewallBackend {
+  /** Why it cannot work on this node (a binary missing, too old...), or undefined when it can. */
+  unusable(): Promise<string | undefined>;
+  create(): Firewall;
 }

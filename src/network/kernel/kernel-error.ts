@@ -17,8 +17,13 @@ export class KernelError extends NetworkError {
   /** The errno name, e.g. "ENODEV"; undefined when the failure carried none (a timeout...). */
   readonly errno: string | undefined;
 
-  constructor(operation: string, errno: string | undefined, options?: { cause?: unknown; detail?: string }) {
-    const reason = errno === undefined ? (options?.detail ?? "unknown error") : `${errno}${errno in NOT_FOUND_ERRNOS ? ` (${NOT_FOUND_ERRNOS[errno]})` : ""}`;
+  /**
+   * `detail` stands in for the errno when there is none; `reason`, the kernel's (or a
+   * library's) own words, follows the errno either way.
+   */
+  constructor(operation: string, errno: string | undefined, options?: { cause?: unknown; detail?: string; reason?: string }) {
+    const errnoText = errno === undefined ? (options?.detail ?? "unknown error") : `${errno}${errno in NOT_FOUND_ERRNOS ? ` (${NOT_FOUND_ERRNOS[errno]})` : ""}`;
+    const reason = options?.reason === undefined ? errnoText : `${errnoText}: ${options.reason}`;
     super("internal", `${operation} failed: ${reason}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.errno = errno;
   }

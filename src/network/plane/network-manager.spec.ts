@@ -107,6 +107,7 @@ async function setup(t: { teardown(fn: () => void): void }, stateDir?: string, o
     prefetch: () => undefined,
     add: async () => undefined,
     remove: async () => undefined,
+    removeAll: async () => ({}),
     reconcile: async (instances) => {
       firewallReconciles.push(instances.map((instance) => instance.instanceId));
       return {};

@@ -3,6 +3,7 @@ import type { Firewall, InstanceFirewall, NodeFirewallPolicy } from "../firewall
 import { existsSync } from "node:fs";
 import type { CommandLauncher } from "../../kernel/command-launcher.js";
 import type { NetworkObserver } from "../../model/network-observer.js";
+import { runCommand } from "../../kernel/run-command.js";
 import { Iptables, type IptablesOptions } from "./iptables.js";
 import {
   instanceRules,
@@ -31,7 +32,7 @@ export interface IptablesBackendOptions {
   /** The binaries, of one backend (nft or legacy): iptables-restore and -save, and their IPv6 twins. */
   readonly iptables?: IptablesOptions;
   readonly ip6tables?: { readonly restoreCommand: string; readonly saveCommand: string };
-  /** The co-process that runs the commands of the hot path; closed with the firewall. */
+  /** The co-process that runs the commands of the hot path; its giver closes it. */
   readonly launcher: CommandLauncher;
   readonly observer?: NetworkObserver;
   readonly logger: Logger;
@@ -62,6 +63,20 @@ export class IptablesFirewall implements Firewall {
       ? new Iptables({ restoreCommand: "ip6tables-restore", saveCommand: "ip6tables-save", ...options.ip6tables, launcher, session: false, ...observed })
       : undefined;
     return new IptablesFirewall({ policy: options.policy, iptables, ip6tables, logger: options.logger });
+  }
+
+  /**
+   * Why this backend cannot work on this node, or undefined when it can: its iptables-save
+   * must run. Equivalent to: `iptables-save --version`.
+   */
+  static async unusable(iptables: IptablesOptions = {}): Promise<string | undefined> {
+    const command = iptables.saveCommand ?? "iptables-save";
+    try {
+      const result = await runCommand(command, ["--version"]);
+      return result.exitCode === 0 ? undefined : `${command} --version exited with ${result.exitCode}: ${result.stderr.trim()}`;
+    } catch (error) {
+      return `cannot run ${command}: ${(error as Error).message}`;
+    }
   }
 
   constructor(options: IptablesFirewallOptions) {
@@ -121,7 +136,25 @@ export class IptablesFirewall implements Firewall {
     return { ...ruleActions(rules), ...(ipv6Rules > 0 ? { ipv6_rule_repaired: ipv6Rules } : {}) };
   }
 
-  /** Closes iptables' processes, and with them the launcher they share with ip6tables. */
+  /**
+   * Removes every rule and chain of ours, IPv4 and IPv6: the plan for wanting nothing, which
+   * deletes what our comments tag and the chains named like ours.
+   */
+  async removeAll(): Promise<Record<string, number>> {
+    const nothing = { chains: [], jumps: [], fixed: [], rules: [] };
+    const rules = planRules(nothing, parseIptablesSave(await this.options.iptables.save()));
+    if (rules.delete.length + rules.deleteChains.length > 0) await this.rules.submit(rules);
+    let ipv6Removed = 0;
+    const { ip6tables } = this.options;
+    if (ip6tables !== undefined) {
+      const rules6 = planRules(nothing, parseIptablesSave(await ip6tables.save()));
+      if (rules6.delete.length > 0) await ip6tables.restore(renderRestore(rules6));
+      ipv6Removed = rules6.delete.length;
+    }
+    return { ...ruleActions(rules), ...(ipv6Removed > 0 ? { ipv6_rule_removed: ipv6Removed } : {}) };
+  }
+
+  /** Closes iptables' processes (not the launcher, which is its giver's). */
   close(): Promise<void> {
     return this.options.iptables.close();
   }

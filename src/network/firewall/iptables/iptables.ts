@@ -63,6 +63,8 @@ export class Iptables {
   private readonly lockRetries: number;
   private readonly observer: NetworkObserver;
   private readonly launcher: CommandLauncher;
+  /** Whether `launcher` is ours to close: one given to us is its giver's. */
+  private readonly ownsLauncher: boolean;
   /** Undefined when `session: false`; otherwise used if `useSession` says so. */
   private readonly session: RestoreSession | undefined;
   /** Whether restores go through `session`: given, or once the first restore has asked iptables. */
@@ -74,6 +76,7 @@ export class Iptables {
     this.lockWaitSeconds = options.lockWaitSeconds ?? 5;
     this.lockRetries = options.lockRetries ?? 3;
     this.observer = options.observer ?? {};
+    this.ownsLauncher = options.launcher === undefined;
     this.launcher = options.launcher ?? new CommandLauncher(options.launcherShell === undefined ? {} : { shell: options.launcherShell });
     // Created even before the backend is known, so that close() refuses later batches either
     // way; it starts no process until its first batch.
@@ -138,11 +141,11 @@ export class Iptables {
   }
 
   /**
-   * Lets a restore in progress finish, then stops the co-processes (the launcher's shell and
-   * the session's iptables-restore). Without it they still end with the service (EOF on their
-   * stdin), but only when the service exits.
+   * Lets a restore in progress finish, then stops the co-processes (the session's
+   * iptables-restore, and the launcher's shell when it made its own). Without it they still
+   * end with the service (EOF on their stdin), but only when the service exits.
    */
   async close(): Promise<void> {
-    await Promise.all([this.launcher.close(), this.session?.close()]);
+    await Promise.all([this.ownsLauncher ? this.launcher.close() : undefined, this.session?.close()]);
   }
 }

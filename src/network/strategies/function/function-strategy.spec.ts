@@ -60,6 +60,7 @@ function recordingFirewall(fakes: Fakes): Firewall {
     prefetch: () => void fakes.calls.push("prefetch"),
     add: record("add"),
     remove: record("remove"),
+    removeAll: async () => ({}),
     reconcile: async () => {
       fakes.calls.push("reconcile");
       return {};
