@@ -32,8 +32,9 @@ test("newestMtimeMs walks directories, takes files as they are, and skips what i
   }
 });
 
-test("the compiled service (startCompiledService) runs dist/main.js serve with the harness's flags", (t) => {
-  const args = serviceArgs({ nodeNs: "ns", socketPath: "/tmp/x/rik.sock", pool: "10.220.0.0/16", logLevel: "warn", extraArgs: ["--iptables-backend", "nft"], compiled: true });
+test("the compiled service (startCompiledService) runs dist/main.js serve with the harness's flags, and the bench's --firewall-backend alone", (t) => {
+  const extraArgs = ["--firewall-backend", "iptables", "--iptables-backend", "nft"];
+  const args = serviceArgs({ nodeNs: "ns", socketPath: "/tmp/x/rik.sock", pool: "10.220.0.0/16", logLevel: "warn", extraArgs, compiled: true });
   t.deepEqual(args, [
     COMPILED_MAIN,
     "serve",
@@ -47,6 +48,8 @@ test("the compiled service (startCompiledService) runs dist/main.js serve with t
     "test-node",
     "--log-level",
     "warn",
+    "--firewall-backend",
+    "iptables",
     "--iptables-backend",
     "nft",
   ]);

@@ -97,7 +97,7 @@ test("nftDnats reads the elements of the maps ports and bound_ports, commented o
           family: "inet",
           name: "bound_ports",
           table: "rik-network",
-          elem: [[{ concat: ["192.0.2.10", "udp", 5353] }, { concat: ["10.220.0.6", 53] }]],
+          elem: [[{ concat: ["192.0.2.10", 17, 5353] }, { concat: ["10.220.0.6", 53] }]],
         },
       },
       { map: { family: "inet", name: "something_else", elem: [[1, 2]] } },

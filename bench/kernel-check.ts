@@ -16,7 +16,10 @@ import type { FirewallBackend } from "./options.js";
 /** The nft backend's table. */
 export const NFT_TABLE = { family: "inet", name: "rik-network" } as const;
 
+/** The API's Protocol enum, by number. */
 const PROTOCOLS: Record<number, string> = { 1: "tcp", 2: "udp" };
+/** IP protocol numbers, as an nft listing may give them. */
+const IP_PROTOCOLS: Record<number, string> = { 6: "tcp", 17: "udp" };
 
 /** One DNAT as both backends can say it: `tcp *:8080 -> 10.220.0.2:3000`, or with the host address it is bound to. */
 export function dnatText(protocol: string, hostIp: string, hostPort: number, guestIp: string, guestPort: number): string {
@@ -124,7 +127,9 @@ export function nftDnats(listing: string): string[] {
     for (const [key, value] of map.elem ?? []) {
       const keyAtoms = nftAtoms(key);
       const [guestIp, guestPort] = nftAtoms(value);
-      const [hostIp, protocol, hostPort] = map.name === "ports" ? ["", ...keyAtoms] : keyAtoms;
+      const [hostIp, protocolAtom, hostPort] = map.name === "ports" ? ["", ...keyAtoms] : keyAtoms;
+      // nft names the protocols it knows, and may print one as its number.
+      const protocol = typeof protocolAtom === "number" ? (IP_PROTOCOLS[protocolAtom] ?? `protocol ${protocolAtom}`) : protocolAtom;
       const shaped = keyAtoms.length === (map.name === "ports" ? 2 : 3) && typeof guestIp === "string" && typeof guestPort === "number";
       dnats.push(shaped ? dnatText(String(protocol), String(hostIp), Number(hostPort), guestIp, guestPort) : `unparsed element of ${map.name}: ${JSON.stringify([key, value])}`);
     }
