@@ -20,7 +20,7 @@ import { churnInstance, datapathInstance, definitionOf, type BenchInstance, type
 import { exposedPorts, kernelDifferences, type KernelCheck } from "./kernel-check.js";
 import type { FirewallBackend } from "./options.js";
 import type { Progress } from "./progress.js";
-import { memoryOf, servicePid, settle, type Memory } from "./system.js";
+import { cpuUse, memoryOf, servicePid, settle, type CpuUse, type Memory } from "./system.js";
 
 export interface RestartResult {
   /** SIGTERM until the process exited. */
@@ -36,6 +36,8 @@ export interface RestartResult {
 
 /** The churn, and how the node looked once it was over. */
 export interface ChurnPhase extends ChurnResult {
+  /** Where the CPU went during the cycles. */
+  readonly cpu: CpuUse;
   /** Instances List returned after the churn, of `expected` (the fill's). */
   readonly listed: number;
   readonly expected: number;
@@ -187,8 +189,9 @@ async function measureDataPath(topology: Topology, rpc: WorkloadClient, options:
  * background (a TAP deleted after the answer), so the comparison is repeated until it comes out
  * exact, for up to 20 s; the time that took is part of the result.
  */
-async function measureChurn(topology: Topology, rpc: WorkloadClient, options: RikNetworkRunOptions): Promise<ChurnPhase> {
+async function measureChurn(topology: Topology, rpc: WorkloadClient, servicePid: number, options: RikNetworkRunOptions): Promise<ChurnPhase> {
   const instance = (slot: number, cycle: number) => churnInstance(options.pool, slot, cycle);
+  const cpu = cpuUse(servicePid);
   const churn = await runChurn(
     {
       create: (slot, cycle) => rpc.create(instance(slot, cycle).id, definitionOf(instance(slot, cycle))),
@@ -196,6 +199,7 @@ async function measureChurn(topology: Topology, rpc: WorkloadClient, options: Ri
     },
     { inFlight: options.churnInFlight, durationMs: options.churnSeconds * 1000 },
   );
+  const used = cpu();
   const kernel = await kernelDifferences({
     ns: topology.node,
     firewall: options.firewall,
@@ -204,7 +208,7 @@ async function measureChurn(topology: Topology, rpc: WorkloadClient, options: Ri
     networks: () => rpc.list(),
     timeoutMs: 20_000,
   });
-  return { ...churn, listed: kernel.listed, expected: options.plan.fill.length, kernel };
+  return { ...churn, cpu: used, listed: kernel.listed, expected: options.plan.fill.length, kernel };
 }
 
 /** Runs every rik-network measurement of one size on one firewall backend in a fresh topology, and deletes it. */
@@ -321,7 +325,7 @@ export async function measureRikNetwork(options: RikNetworkRunOptions): Promise<
       options.churnSeconds === 0
         ? undefined
         : await part("churn", `churn: ${options.churnSeconds} s of create+destroy cycles, ${options.churnInFlight} in flight, then the kernel state`, () =>
-            measureChurn(topology, rpc, options),
+            measureChurn(topology, rpc, pid, options),
           );
     if (churn !== undefined) {
       progress.step(

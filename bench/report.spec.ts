@@ -41,6 +41,7 @@ const churn = (cycles: number, failures = 0, kernelDifferences = 0) => ({
   leftInList: 0,
   kernelDifferences,
   kernelExactAfterMs: kernelDifferences === 0 ? 30 : undefined,
+  cpu: { servicePercent: 80, benchPercent: 30, machinePercent: 95 },
 });
 const datapath = (aloneMs: number[], besideMs: number[]) => ({ aloneMs, besideMs, exposed: 5001, failures: 0 });
 const figureOptions = { concurrent: 100, churnSeconds: 60, churnInFlight: 8 };
@@ -68,6 +69,7 @@ test("churn and data-path figures appear when measured, with the data path's rat
   const figures = figuresOf(measurements, ["nft", "iptables"], figureOptions);
   const value = (key: string) => figures.find((f) => f.key === key)!.values;
   t.deepEqual(value("churn_rate"), { nft: 150, iptables: null });
+  t.deepEqual(value("churn_service_cpu"), { nft: 80, iptables: null });
   t.deepEqual(value("datapath_ratio"), { nft: 1.05, iptables: null });
   t.regex(figures.find((f) => f.key === "datapath_p50")!.label, /5001 exposed/);
   t.regex(renderFigures(figures, ["nft", "iptables"]), /cycles per second\s+5000\s+150\/s\s+-/);

@@ -30,6 +30,8 @@ export interface RikMeasurements {
     readonly kernelDifferences: number;
     /** Until the kernel came out exact, background work included; undefined when it never did. */
     readonly kernelExactAfterMs: number | undefined;
+    /** CPU during the cycles: the service's and the bench's in % of one core, the machine's in % of all. */
+    readonly cpu: { readonly servicePercent: number; readonly benchPercent: number; readonly machinePercent: number };
   };
   readonly datapath?: {
     /** Connection times on the reference node (1 exposed instance) and on this size's. */
@@ -54,7 +56,7 @@ export interface SizeMeasurements {
   };
 }
 
-export type Unit = "ms" | "MB" | "count" | "per_s" | "ratio";
+export type Unit = "ms" | "MB" | "count" | "per_s" | "ratio" | "percent";
 
 /** A column of the figures: one of the service's firewall backends, or riklet's command sequence. */
 export type Side = FirewallBackend | "baseline";
@@ -124,6 +126,9 @@ export function figuresOf(measurements: readonly SizeMeasurements[], firewalls: 
       row("churn_create_p99", `${churn}: create p99`, "ms", (r) => p(r.churn?.createMs, "p99"));
       row("churn_destroy_p50", `${churn}: destroy p50`, "ms", (r) => p(r.churn?.destroyMs, "p50"));
       row("churn_destroy_p99", `${churn}: destroy p99`, "ms", (r) => p(r.churn?.destroyMs, "p99"));
+      row("churn_service_cpu", `${churn}: service CPU, % of one core`, "percent", (r) => r.churn?.cpu.servicePercent);
+      row("churn_bench_cpu", `${churn}: bench client CPU, % of one core`, "percent", (r) => r.churn?.cpu.benchPercent);
+      row("churn_machine_cpu", `${churn}: machine CPU busy, % of all cores`, "percent", (r) => r.churn?.cpu.machinePercent);
       row("churn_failures", `${churn}: failed calls`, "count", (r) => r.churn?.failures);
       row("churn_left", `${churn}: instances left in List after`, "count", (r) => r.churn?.leftInList);
       row("churn_kernel_differences", "after the churn: kernel differences from List", "count", (r) => r.churn?.kernelDifferences);
@@ -269,6 +274,8 @@ function formatValue(value: number | null | undefined, unit: Unit): string {
       return value.toFixed(3);
     case "per_s":
       return `${value}/s`;
+    case "percent":
+      return `${value}%`;
     default:
       return `${value} ${unit}`;
   }

@@ -81,6 +81,50 @@ function cpuTimes(): CpuTimes {
   return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total };
 }
 
+/** /proc counts CPU time in USER_HZ ticks, which the kernel fixes at 100 per second for userspace. */
+const USER_HZ = 100;
+
+/** utime + stime of a /proc/<pid>/stat line, in ms. */
+export function cpuMsOfStat(stat: string): number {
+  // The command name (field 2) may hold spaces and parentheses; the fields after its last ")" are fixed: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+}
+
+/** CPU time (user + system) `pid` has used so far, in ms. */
+export function processCpuMs(pid: number): number {
+  return cpuMsOfStat(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+}
+
+/** Where the CPU went over an interval: the service, this process, and the whole machine. */
+export interface CpuUse {
+  /** Service CPU over the interval, in % of one core. */
+  readonly servicePercent: number;
+  /** This process's (the bench client's) CPU, in % of one core. */
+  readonly benchPercent: number;
+  /** Machine CPU busy (not idle or iowait), in % of all cores. */
+  readonly machinePercent: number;
+}
+
+/** Starts measuring; the returned function ends the interval. */
+export function cpuUse(servicePid: number): () => CpuUse {
+  const started = performance.now();
+  const service = processCpuMs(servicePid);
+  const bench = process.cpuUsage();
+  const machine = cpuTimes();
+  return () => {
+    const elapsedMs = performance.now() - started;
+    const benchUsage = process.cpuUsage(bench);
+    const after = cpuTimes();
+    const total = after.total - machine.total;
+    return {
+      servicePercent: elapsedMs > 0 ? ((processCpuMs(servicePid) - service) * 100) / elapsedMs : 0,
+      benchPercent: elapsedMs > 0 ? ((benchUsage.user + benchUsage.system) / 1000) * (100 / elapsedMs) : 0,
+      machinePercent: total > 0 ? (1 - (after.idle - machine.idle) / total) * 100 : 0,
+    };
+  };
+}
+
 export interface Settled {
   readonly quiet: boolean;
   readonly waitedMs: number;
