@@ -8,10 +8,13 @@
  *
  * The workload, on the real service (from source, --spare-taps 0 so that no background
  * refill makes the result depend on timing) in a throwaway namespace: four Functions with
- * TCP, UDP, hostIP-bound and no exposure, then one DESTROY. What is printed: iptables-save and
- * ip6tables-save, `ip -d -j link` and `ip -j addr` without what the kernel picks anew every
- * run (indexes, MACs, counters), and each TAP's route_localnet and IPv6 sysctls.
+ * TCP, UDP, hostIP-bound and no exposure, then one DESTROY, on the firewall backend the tests
+ * use (RIK_TEST_FIREWALL_BACKEND, nft when unset). What is printed: iptables-save and
+ * ip6tables-save, `nft list table inet rik-network` (when it exists), `ip -d -j link` and `ip -j
+ * addr` without what the kernel picks anew every run (indexes, MACs, counters), and each TAP's
+ * route_localnet and IPv6 sysctls.
  */
+import { findNft } from "../src/network/firewall/nftables/nft-firewall.js";
 import { ip6tablesSave, ipAddrs, iptablesSave, ipLinks } from "../test/helpers/kernel-state.js";
 import { execIn, Topology } from "../test/helpers/netns.js";
 import { startService } from "../test/helpers/service-process.js";
@@ -52,7 +55,13 @@ async function main(): Promise<void> {
   ];
   await client.destroy("snap-d");
 
-  const [save, save6, links, addrs] = await Promise.all([iptablesSave(topology.node), ip6tablesSave(topology.node), ipLinks(topology.node), ipAddrs(topology.node)]);
+  const [save, save6, links, addrs, table] = await Promise.all([
+    iptablesSave(topology.node),
+    ip6tablesSave(topology.node),
+    ipLinks(topology.node),
+    ipAddrs(topology.node),
+    execIn(topology.node, findNft(), ["list", "table", "inet", "rik-network"], { reject: false }),
+  ]);
   const sysctls: string[] = [];
   for (const { network } of networks.slice(0, 3)) {
     const tap = network.value!.tapName;
@@ -70,6 +79,8 @@ async function main(): Promise<void> {
       save,
       "# ip6tables-save",
       save6,
+      "# nft list table inet rik-network",
+      table.exitCode === 0 ? String(table.stdout) : "(no such table)",
       "# ip -d -j link",
       JSON.stringify(stable(links), null, 1),
       "# ip -j addr",
