@@ -122,7 +122,7 @@ test("a guest routing 127.0.0.1 to its gateway does not reach the node's loopbac
   t.is(loopbackOnly.datagrams().length, seen);
 });
 
-test("a guest cannot send from an address that is not its own: not another guest's, not the world's", async (t) => {
+test("a guest cannot send from an address that is not its own: not another guest's, the world's, its gateway's or its /30's broadcast", async (t) => {
   const { topology, a, b, guestA } = await twoFunctions(t);
   const [fnA, fnB] = [a.network.value!, b.network.value!];
   const world = await startUdpEcho(topology.world, 9053, "world");
@@ -131,8 +131,9 @@ test("a guest cannot send from an address that is not its own: not another guest
   t.like(await udpRequest(guestA.guestNs, topology.worldIp, 9053, 5000), { ok: true, body: "world" });
   t.deepEqual(world.datagrams().map((d) => d.remoteAddress), [topology.nodeIp]);
 
-  // Step 2: A takes B's address, then one of the world's, as the source of its route to the world.
-  for (const forged of [fnB.guestIp, "198.51.100.7"]) {
+  // Step 2: A takes B's address, one of the world's, its gateway's, then its own /30's broadcast
+  // address (which routes back through A's TAP, but not as unicast), as the source of its route to the world.
+  for (const forged of [fnB.guestIp, "198.51.100.7", fnA.hostIp]) {
     await execIn(guestA.guestNs, "ip", ["addr", "add", `${forged}/32`, "dev", "eth0"]);
     await execIn(guestA.guestNs, "ip", ["route", "replace", `${topology.worldIp}/32`, "via", fnA.hostIp, "dev", "eth0", "src", forged]);
     const forgedResult = await udpRequest(guestA.guestNs, topology.worldIp, 9053, 1500, `from ${forged}`);
@@ -140,6 +141,22 @@ test("a guest cannot send from an address that is not its own: not another guest
     await execIn(guestA.guestNs, "ip", ["route", "del", `${topology.worldIp}/32`]);
     await execIn(guestA.guestNs, "ip", ["addr", "del", `${forged}/32`, "dev", "eth0"]);
   }
+  // The broadcast address cannot be a route's source while A holds its /30: A takes it alone,
+  // with the gateway's MAC set by hand (no ARP from a broadcast source is answered).
+  const broadcast = fnA.guestIp.replace(/\d+$/, (last) => String(Number(last) + 1));
+  const { stdout: tapMac } = await execIn(topology.node, "cat", [`/sys/class/net/${fnA.tapName}/address`]);
+  const guest = (args: string[]) => execIn(guestA.guestNs, "ip", args);
+  await guest(["addr", "del", `${fnA.guestIp}/${fnA.prefixLength}`, "dev", "eth0"]);
+  await guest(["addr", "add", `${broadcast}/32`, "dev", "eth0"]);
+  await guest(["route", "add", `${fnA.hostIp}/32`, "dev", "eth0"]);
+  await guest(["neigh", "replace", fnA.hostIp, "lladdr", String(tapMac).trim(), "dev", "eth0", "nud", "permanent"]);
+  await guest(["route", "replace", `${topology.worldIp}/32`, "via", fnA.hostIp, "dev", "eth0", "src", broadcast]);
+  const fromBroadcast = await udpRequest(guestA.guestNs, topology.worldIp, 9053, 1500, `from ${broadcast}`);
+  t.false(fromBroadcast.ok, `from ${broadcast}: ${JSON.stringify(fromBroadcast)}`);
+  await guest(["route", "del", `${topology.worldIp}/32`]);
+  await guest(["addr", "del", `${broadcast}/32`, "dev", "eth0"]);
+  await guest(["addr", "add", `${fnA.guestIp}/${fnA.prefixLength}`, "dev", "eth0"]);
+  await guest(["route", "replace", "default", "via", fnA.hostIp, "dev", "eth0"]);
   t.deepEqual(world.datagrams().map((d) => d.payload), ["ping"], "only the datagram from A's own address arrived");
 
   // Step 3: with its own address back, A gets through again.

@@ -103,9 +103,14 @@ export async function createNetworkPlane(
   const observed = observer === undefined ? {} : { observer };
   // The firewall backends: a backend is a folder under firewall/ and a line here.
   const backends: Record<FirewallBackendName, FirewallBackend> = {
-    nft: { unusable: () => NftFirewall.unusable(), create: () => NftFirewall.create({ policy, logger, ...observed }) },
+    nft: {
+      unusable: () => NftFirewall.unusable(policy),
+      conflicts: () => NftFirewall.conflicts(),
+      create: () => NftFirewall.create({ policy, logger, ...observed }),
+    },
     iptables: {
       unusable: () => IptablesFirewall.unusable(options.iptables),
+      conflicts: async () => [],
       create: () =>
         IptablesFirewall.create({
           policy,
@@ -163,7 +168,7 @@ export async function createNetworkPlane(
   };
   try {
     await manager.start();
-    const retired = await retireOtherBackends(selected.name, backends);
+    const retired = await retireOtherBackends(selected.name, backends, logger);
     if (Object.keys(retired).length > 0) logger.info("removed what the other firewall backend left: the node moved backends", { firewall_backend: selected.name, removed: retired });
   } catch (error) {
     await close();

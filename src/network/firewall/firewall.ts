@@ -68,5 +68,10 @@ export type FirewallBackendName = "nft" | "iptables";
 export interface FirewallBackend {
   /** Why it cannot work on this node (a binary missing, too old...), or undefined when it can. */
   unusable(): Promise<string | undefined>;
+  /**
+   * What on this node would defeat it although it works, e.g. another table that drops
+   * forwarded packets whatever ours accepts; [] when nothing does.
+   */
+  conflicts(): Promise<string[]>;
   create(): Firewall;
 }

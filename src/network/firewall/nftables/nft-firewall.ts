@@ -11,6 +11,9 @@ import { parseTableListing, type ListedTable } from "./nft-listing.js";
 import { chunks, planTable, renderDeleteTable } from "./nft-plan.js";
 import { instanceElements, nodeTable, NFT_FAMILY, NFT_TABLE, renderAddElements, renderDeleteElements, TABLE_REF } from "./nft-rules.js";
 
+/** A table of its own for the start's check that the kernel takes ours; deleted at once. */
+const PROBE_TABLE_REF = "inet rik-network-probe";
+
 /** The oldest nft whose syntax and JSON listing this backend is written for. */
 export const MIN_NFT_VERSION: readonly [number, number] = [1, 0];
 
@@ -71,41 +74,68 @@ export function foreignForwardDrops(listing: string): string[] {
  * node-wide chains and sets that reconcile keeps whole, and every instance's DNATs as elements
  * of two maps, so that a CREATE adds elements and a DESTROY deletes them, each in one
  * transaction whose cost does not grow with the number of instances. The table is ours whole:
- * nothing else in it survives a reconcile, and nothing outside it is ever touched.
+ * no chain, set or map of someone else's in it survives a reconcile, and nothing outside it is
+ * ever touched.
  */
 export class NftFirewall implements Firewall {
   private readonly options: NftBackendOptions;
   private readonly nft: Libnftables;
   private readonly nftCommand: string;
   private prefetched: Promise<ListedTable | undefined> | undefined;
-  private warnedDrops = false;
 
   /**
    * Why this backend cannot work on this node, or undefined when it can: `nft` 1.0 or later
-   * must run, libnftables must load, and the kernel must take an nftables request.
+   * must run and list as JSON, libnftables must load, and the kernel must take the table this
+   * policy needs (every expression it uses: fib, NAT, reject, ct...). The last is tried on a
+   * scratch table, made then deleted, so that a kernel without one of them fails here, where
+   * `auto` can still take the other backend, and not at the first reconcile.
    */
-  static async unusable(nftCommand = findNft()): Promise<string | undefined> {
+  static async unusable(policy: NodeFirewallPolicy, nftCommand = findNft()): Promise<string | undefined> {
     let versionText: string;
     try {
       const result = await runCommand(nftCommand, ["--version"]);
       if (result.exitCode !== 0) return `${nftCommand} --version exited with ${result.exitCode}: ${result.stderr.trim()}`;
       versionText = result.stdout;
+      const json = await runCommand(nftCommand, ["-j", "list", "tables"]);
+      if (json.exitCode !== 0 || !json.stdout.trimStart().startsWith("{")) return `${nftCommand} -j cannot list as JSON: ${json.stderr.trim() || json.stdout.trim()}`;
     } catch (error) {
       return `cannot run ${nftCommand}: ${(error as Error).message}`;
     }
     const version = parseNftVersion(versionText);
     if (version === undefined) return `cannot read a version in "${versionText.trim()}"`;
     if (!isSupportedVersion(version)) return `${nftCommand} is version ${version.join(".")}, older than ${MIN_NFT_VERSION.join(".")}`;
-    let nft: Libnftables | undefined;
+    let nft: Libnftables;
     try {
       nft = Libnftables.open();
-      nft.run("listing the nftables tables", "list tables");
     } catch (error) {
-      return `libnftables cannot work: ${(error as Error).message}`;
+      return `libnftables cannot be loaded: ${(error as Error).message}`;
+    }
+    try {
+      const setup = planTable(nodeTable(policy), [], undefined).setup.replace(/inet rik-network(?=[ \n])/g, PROBE_TABLE_REF);
+      nft.run(`making the scratch table ${PROBE_TABLE_REF}`, setup);
+      nft.run(`deleting the scratch table ${PROBE_TABLE_REF}`, `delete table ${PROBE_TABLE_REF}\n`);
+    } catch (error) {
+      return `the kernel cannot hold the table: ${(error as Error).message}`;
     } finally {
-      nft?.close();
+      nft.close();
     }
     return undefined;
+  }
+
+  /**
+   * What would defeat this backend on this node: another table whose forward hook drops by
+   * default (iptables' FORWARD after `iptables -P FORWARD DROP`, Docker's, a firewalld zone),
+   * which drops guests' forwarded traffic whatever our table accepts, nftables running every
+   * table's chains at a hook. Seen through `nft -j list chains` (every nftables table, those of
+   * iptables-nft included) and `iptables-legacy-save -t filter` (legacy's, which nft cannot see).
+   */
+  static async conflicts(nftCommand = findNft()): Promise<string[]> {
+    const found: string[] = [];
+    const chains = await runCommand(nftCommand, ["-j", "list", "chains"]).catch(() => undefined);
+    if (chains?.exitCode === 0) found.push(...foreignForwardDrops(chains.stdout));
+    const legacy = await runCommand("iptables-legacy-save", ["-t", "filter"]).catch(() => undefined);
+    if (legacy?.exitCode === 0 && /^:FORWARD DROP\b/m.test(legacy.stdout)) found.push("iptables-legacy filter FORWARD");
+    return found.map((chain) => `${chain} (policy drop)`);
   }
 
   static create(options: NftBackendOptions): NftFirewall {
@@ -159,7 +189,6 @@ export class NftFirewall implements Firewall {
     const prefetched = this.prefetched;
     this.prefetched = undefined;
     const listed = await (prefetched ?? this.list());
-    await this.warnOfForeignDrops();
     const plan = planTable(
       nodeTable(this.options.policy),
       instances.flatMap((instance) => instanceElements(instance)),
@@ -211,23 +240,5 @@ export class NftFirewall implements Firewall {
       throw new KernelError(`${this.nftCommand} -j list table ${TABLE_REF}`, undefined, { detail: result.stderr.trim() || `exit code ${result.exitCode}` });
     }
     return parseTableListing(result.stdout);
-  }
-
-  /** Logged once per process: another table's forward hook dropping by default drops guest traffic whatever we accept. */
-  private async warnOfForeignDrops(): Promise<void> {
-    if (this.warnedDrops) return;
-    this.warnedDrops = true;
-    try {
-      const result = await runCommand(this.nftCommand, ["-j", "list", "chains"]);
-      const drops = result.exitCode === 0 ? foreignForwardDrops(result.stdout) : [];
-      if (drops.length > 0) {
-        this.options.logger.warn(
-          "another table drops forwarded packets by default, so guests' forwarded traffic is dropped there whatever rik-network accepts; accept rik+ links in it, or run with --firewall-backend iptables",
-          { chains: drops },
-        );
-      }
-    } catch (error) {
-      this.options.logger.warn("cannot list the node's nftables chains to look for a forward drop policy", { error: (error as Error).message });
-    }
   }
 }

@@ -99,6 +99,15 @@ test("other element forms: numeric protocols, elements wrapped for a comment, ba
   t.deepEqual(listed.sets.get("egress_deny")!.ranges, [[0xc0000201, 0xc0000209]]);
 });
 
+test("nft 1.1's form of a map's concatenated data type, an array, reads as 1.0's text", (t) => {
+  const listed = parseTableListing(
+    JSON.stringify({
+      nftables: [{ map: { name: "ports", type: ["inet_proto", "inet_service"], map: ["ipv4_addr", "inet_service"], elem: [] } }],
+    }),
+  );
+  t.is(listed.maps.get("ports")!.data, "ipv4_addr . inet_service");
+});
+
 test("output that is not nft's JSON is an error, not an empty table", (t) => {
   t.throws(() => parseTableListing("{}"), { message: /no nftables array/ });
   t.throws(() => parseTableListing("Error: ..."));

@@ -1,7 +1,7 @@
 /**
  * What `nft -j list table inet rik-network` shows, reduced to what reconcile compares. Pure.
- * Only JSON schema fields present since nft 0.9.3 are read, and unknown objects are ignored,
- * so a newer nft's listing still parses.
+ * Only JSON schema fields that nft 1.0 prints are read, in the forms 1.0 and 1.1 print them,
+ * and unknown objects are ignored, so that a newer nft's listing still parses.
  */
 import { cidrRange, type BaseHook } from "./nft-rules.js";
 
@@ -134,7 +134,8 @@ export function parseTableListing(text: string): ListedTable {
         elements.set(concatText(unwrap(element[0]), protocolAt === -1 ? undefined : protocolAt), concatText(element[1], undefined));
       }
       const name = scalarText(map["name"]);
-      maps.set(name, { name, type, data: scalarText(map["map"]), elements });
+      // nft 1.1 and later print a concatenated data type as an array, 1.0 as "a . b".
+      maps.set(name, { name, type, data: typeList(map["map"]).join(" . "), elements });
     } else if (set !== undefined) {
       const name = scalarText(set["name"]);
       const flags = Array.isArray(set["flags"]) ? set["flags"].map(scalarText) : [];

@@ -112,6 +112,16 @@ test("a chain on the wrong hook, a stale chain and a stale set: every chain flus
   t.deepEqual(plan.actions, { object_removed: 3, chain_created: 1, chain_rewritten: node.chains.length - 1 });
 });
 
+test("a set listed as a map (sets and maps share names) is deleted as stale and made again as a set", (t) => {
+  const listed = listedFrom(node, wanted);
+  listed.sets.delete("pool");
+  listed.maps.set("pool", { name: "pool", type: ["ipv4_addr"], data: "ipv4_addr", elements: new Map() });
+  const lines = planTable(node, wanted, listed).setup.trimEnd().split("\n");
+  const deleted = lines.indexOf("delete map inet rik-network pool");
+  const made = lines.findIndex((line) => line.startsWith("add set inet rik-network pool "));
+  t.true(deleted !== -1 && made > deleted);
+});
+
 test("a map of the wrong type is recreated, and all of its elements added again", (t) => {
   const listed = listedFrom(node, wanted);
   listed.maps.set("ports", { ...listed.maps.get("ports")!, data: "ipv4_addr" });

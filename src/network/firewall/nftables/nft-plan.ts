@@ -94,9 +94,11 @@ export function planTable(node: NodeTable, wanted: readonly MapElement[], listed
       recreatedMaps.add(map.name);
     }
   }
-  const wantedSets = new Set([...node.sets.map((set) => set.name), ...node.maps.map((map) => map.name)]);
+  // Sets and maps share one namespace: a wanted set listed as a map (or the other way round) is deleted as stale.
+  const wantedSets = new Set(node.sets.map((set) => set.name));
+  const wantedMaps = new Set(node.maps.map((map) => map.name));
   for (const name of listed.sets.keys()) if (!wantedSets.has(name)) deleteObjects.push(`delete set ${TABLE_REF} ${name}`);
-  for (const name of listed.maps.keys()) if (!wantedSets.has(name)) deleteObjects.push(`delete map ${TABLE_REF} ${name}`);
+  for (const name of listed.maps.keys()) if (!wantedMaps.has(name)) deleteObjects.push(`delete map ${TABLE_REF} ${name}`);
 
   const lines: string[] = [];
   const rewriteAll = deleteObjects.length > 0;

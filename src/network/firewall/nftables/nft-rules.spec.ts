@@ -59,9 +59,9 @@ test("the chains: their hooks, numeric priorities, and the localhost policy in n
     chains.map((chain) => [chain.name, chain.base?.hook, chain.base?.priority]),
     [
       ["raw_prerouting", "prerouting", -300],
-      ["nat_prerouting", "prerouting", -100],
-      ["nat_output", "output", -100],
-      ["nat_postrouting", "postrouting", 100],
+      ["nat_prerouting", "prerouting", -101],
+      ["nat_output", "output", -101],
+      ["nat_postrouting", "postrouting", 99],
       ["filter_forward", "forward", 0],
       ["filter_input", "input", 0],
       ["guest_input", undefined, undefined],
@@ -86,8 +86,13 @@ test("filter_forward: untracked drops first, then the egress deny on the origina
   t.true(forward.slice(firstReject).every((rule) => rule.includes("reject")));
 });
 
-test("IPv6 from any guest link is dropped in raw_prerouting, before anything else", (t) => {
-  t.is(nodeChains(policy)[0]!.rules[0], 'iifname "rik*" meta nfproto ipv6 drop');
+test("raw_prerouting: IPv6 from any guest link dropped first, then loopback from outside, then sources that do not route back as unicast", (t) => {
+  t.deepEqual(nodeChains(policy)[0]!.rules, [
+    'iifname "rik*" meta nfproto ipv6 drop',
+    'iifname != "lo" ip daddr 127.0.0.0/8 drop',
+    'iifname "rik*" fib saddr . iif oif missing drop',
+    'iifname "rik*" fib saddr type != unicast drop',
+  ]);
 });
 
 test("rendering: chains with their hook, rules with their digest comment, interval sets", (t) => {

@@ -2,9 +2,9 @@
  * The nftables firewall as data: the one table we own, its node-wide chains, sets and maps,
  * and each instance's DNATs as map elements, rendered to `nft -f` text by pure functions.
  *
- * The text uses only syntax that nft 0.9.3 and later read (numeric chain priorities, no
- * `destroy`, no named priorities), so that an operator's older `nft` can still list, and
- * load, what this writes.
+ * The text uses only syntax that every nft from 1.0 on reads (numeric chain priorities, no
+ * `destroy`, which came in 1.0.8), so that an operator's older `nft` can still list, and load,
+ * what a newer one wrote.
  */
 import { createHash } from "node:crypto";
 import type { InstanceFirewall, NodeFirewallPolicy } from "../firewall.js";
@@ -74,11 +74,17 @@ const MAPS: readonly NftMap[] = [
   { name: BOUND_PORTS_MAP, type: ["ipv4_addr", "inet_proto", "inet_service"], data: "ipv4_addr . inet_service" },
 ];
 
-/** The chain hooks, as numbers: nft 0.9.3 reads no named priority in an inet table. */
+/**
+ * The chain priorities, as numbers. The NAT chains sit one before the standard ones (dstnat
+ * -100, srcnat 100), where iptables-nft's and other tools' NAT chains are: the first NAT binding
+ * of a connection wins, and ties go by registration order, so our DNATs could otherwise lose
+ * to another tool's rule for the same port. (The iptables backend gets the same by its jump at
+ * the top of the built-in chain.)
+ */
 const RAW = -300;
-const DSTNAT = -100;
+const DSTNAT = -101;
 const FILTER = 0;
-const SRCNAT = 100;
+const SRCNAT = 99;
 
 /** Both DNAT rules: a port bound to one node address first, then a port on every local address. */
 const DNAT_RULES = [
@@ -90,7 +96,7 @@ const DNAT_RULES = [
  * The node-wide chains. The same policy as the iptables backend (iptables-rules.ts explains
  * each rule's reason), with one difference that follows from nftables: each chain is a base
  * chain of its own at its hook, so an accept here ends only our table's verdict. Another
- * table's drop (e.g. iptables' FORWARD policy DROP) still drops; NftFirewall warns of that.
+ * table's drop (e.g. iptables' FORWARD policy DROP) still drops (NftFirewall.conflicts finds it).
  */
 export function nodeChains({ localhost }: NodeFirewallPolicy): NftChain[] {
   const pool = `@${POOL_SET}`;
@@ -103,8 +109,11 @@ export function nodeChains({ localhost }: NodeFirewallPolicy): NftChain[] {
         // Guests are IPv4 only: this backs up the TAPs' own IPv6 settings.
         `iifname ${GUEST_LINKS} meta nfproto ipv6 drop`,
         `iifname != "lo" ip daddr ${LOOPBACK} drop`,
-        // A guest's source address must route back through the link it came in on.
+        // A guest's source address must route back through the link it came in on, as a unicast
+        // route: `oif missing` alone lets a local or broadcast source through (the /30's
+        // broadcast address routes through the TAP), which iptables' rpfilter drops.
         `iifname ${GUEST_LINKS} fib saddr . iif oif missing drop`,
+        `iifname ${GUEST_LINKS} fib saddr type != unicast drop`,
       ],
     },
     { name: "nat_prerouting", base: { type: "nat", hook: "prerouting", priority: DSTNAT }, rules: DNAT_RULES },

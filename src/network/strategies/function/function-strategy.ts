@@ -148,8 +148,9 @@ export class FunctionStrategy implements WorkloadStrategy {
   async realize(network: InstanceNetwork): Promise<void> {
     const fn = functionOf(network);
     const { firewall, taps } = this.options;
-    // The mappings do not need the TAP to exist, so both go at once. The mappings first: the
-    // firewall works in its own process while this thread makes the TAP's kernel calls.
+    // The mappings do not need the TAP to exist, so both go at once. The mappings first: a
+    // backend that works in its own process (iptables-restore) does so while this thread makes
+    // the TAP's kernel calls.
     const mapped = firewall.add(this.firewallOf(network));
     const [tap, added] = await Promise.allSettled([taps.add(fn), mapped]);
     if (tap.status === "fulfilled" && added.status === "fulfilled") {
