@@ -23,7 +23,9 @@ export const TUNSETTXFILTER = 0x400454d1;
 export const TUNSETSNDBUF = 0x400454d4;
 /** _IOW('T', 214, struct sock_fprog): 16 bytes on 64-bit Linux. */
 export const TUNDETACHFILTER = 0x401054d6;
+export const TUNGETVNETHDRSZ = 0x800454d7;
 export const TUNSETVNETLE = 0x400454dc;
+export const TUNGETVNETLE = 0x800454dd;
 export const TUNSETVNETBE = 0x400454de;
 export const TUNSETSTEERINGEBPF = 0x800454e0;
 export const TUNSETFILTEREBPF = 0x800454e1;
@@ -259,4 +261,21 @@ export function tunResetSettings(fd) {
   ioctl(fd, "TUNSETFILTEREBPF", TUNSETFILTEREBPF, intArgument(-1));
   ioctl(fd, "TUNSETSTEERINGEBPF", TUNSETSTEERINGEBPF, intArgument(-1));
   ioctl(fd, "TUNSETSNDBUF", TUNSETSNDBUF, intArgument(DEFAULT_SNDBUF));
+}
+
+/**
+ * The virtio_net_hdr size of the device behind `fd`, and whether its fields are little-endian
+ * whatever the host's order (TUNSETVNETLE): what tunResetSettings gives back, read.
+ *
+ * Equivalent to: none in iproute2
+ *
+ * @param {number} fd
+ * @returns {{ vnetHdrSize: number, vnetLe: boolean }}
+ */
+export function tunGetVnetSettings(fd) {
+  const size = intArgument(0);
+  ioctl(fd, "TUNGETVNETHDRSZ", TUNGETVNETHDRSZ, size);
+  const le = intArgument(0);
+  ioctl(fd, "TUNGETVNETLE", TUNGETVNETLE, le);
+  return { vnetHdrSize: size.readInt32LE(0), vnetLe: le.readInt32LE(0) !== 0 };
 }
