@@ -100,11 +100,12 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     ...(options.ip6tables === undefined ? {} : { ip6tables: options.ip6tables }),
     ...(observer === undefined ? {} : { observer }),
   });
+  const functionTaps = new FunctionTaps({ localhost, rtnetlink, taps, spares, tapDeleter, logger });
   const functions = new FunctionStrategy({
     node,
     hostPorts,
     firewall,
-    taps: new FunctionTaps({ localhost, rtnetlink, taps, spares, tapDeleter, logger }),
+    taps: functionTaps,
     spares,
     conntrack,
     logger,
@@ -126,6 +127,7 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     await manager.start();
   } catch (error) {
     await manager.close();
+    await functionTaps.close();
     await spares.close();
     await firewall.close();
     await taps.close();
@@ -146,6 +148,8 @@ export async function createNetworkPlane(options: NetworkPlaneOptions): Promise<
     }),
     close: async () => {
       await manager.close();
+      // The retired TAPs' background work first: some may still become spares, which spares.close deletes.
+      await functionTaps.close();
       await spares.close();
       await firewall.close();
       await taps.close();

@@ -1,6 +1,7 @@
 import { Worker } from "node:worker_threads";
 import { NetworkError } from "../model/network-error.js";
 import { KernelError } from "./kernel-error.js";
+import type { Ipv6LinkConf } from "./rtnetlink/rtnetlink.js";
 import { MAX_ID } from "./tun-ids.mjs";
 import { IFNAMSIZ, TAP_FLAGS } from "./tun-ioctl.mjs";
 
@@ -18,6 +19,11 @@ export const TAP_IPV6_SYSCTLS: Readonly<Record<"disable_ipv6" | "accept_ra" | "a
   accept_ra: "0",
   addr_gen_mode: "1",
 };
+
+/** Whether a TAP's IPv6, as the link dump shows it, is what TAP_IPV6_SYSCTLS make it: off, no address of its own, deaf to router advertisements. */
+export function hasTapIpv6Settings(conf: Ipv6LinkConf): boolean {
+  return conf.disabled && String(conf.acceptRa) === TAP_IPV6_SYSCTLS.accept_ra && String(conf.addrGenMode) === TAP_IPV6_SYSCTLS.addr_gen_mode;
+}
 
 /**
  * Who may attach to the TAPs (TUNSETIFF) without CAP_NET_ADMIN. The kernel lets anyone who can
