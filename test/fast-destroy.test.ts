@@ -193,13 +193,20 @@ test("8 concurrent create/destroy cycles, on ids of their own and on one they sh
   t.deepEqual(await kernelDiff(topology.node, networks, POOL), []);
 });
 
-test("a service stopped right after DESTROYs leaves no retired TAP: it finishes their deletion first", async (t) => {
+test("a service stopped while DESTROYs answer leaves no retired TAP: it finishes their deletion first", async (t) => {
   const { topology, service, client } = await startNode(t, ["--spare-taps", "0"]);
-  const ids = ["fn-a", "fn-b", "fn-c"];
-  await Promise.all(ids.map((id) => client.create(id, functionDefinition())));
-  await Promise.all(ids.map((id) => client.destroy(id)));
+  const ids = Array.from({ length: 16 }, (_, i) => `fn-${i}`);
+  const networks = await Promise.all(ids.map((id) => client.create(id, functionDefinition())));
+  // SIGTERM as soon as the first DESTROY answers: the others are in flight, or refused once the
+  // service shuts down, and the retired TAPs' deletions are under way.
+  const destroys = ids.map((id) => client.destroy(id));
+  await Promise.race(destroys);
+  const stopped = service.stop();
+  const outcomes = await Promise.allSettled(destroys);
+  t.like(await stopped, { exitCode: 0, forced: false }, "a clean exit");
   client.close();
-  t.like(await service.stop(), { exitCode: 0, forced: false }, "a clean exit");
-  t.deepEqual(retiredTapLinks(await ipLinks(topology.node)), []);
-  t.deepEqual(tapLinks(await ipLinks(topology.node)), []);
+  t.deepEqual(retiredTapLinks(await ipLinks(topology.node)).map((link) => link.ifname), [], "no retired TAP left");
+  // SIGTERM leaves the networks of the instances whose DESTROY it refused, and only those.
+  const kept = networks.filter((_, i) => outcomes[i]!.status === "rejected").map((network) => tapOf(network));
+  t.deepEqual(tapLinks(await ipLinks(topology.node)).map((link) => link.ifname).sort(), kept.sort());
 });
