@@ -3,21 +3,24 @@
  * instance's name) and deletes it in the background, or makes it a spare when one is wanted
  * and nothing holds it. Checked against the kernel: the instance's TAP name is gone when the
  * answer comes, the device is deleted afterwards (ip monitor), a TAP a guest holds is never
- * made a spare, a free one is (same ifindex) and serves the next CREATE, a re-CREATE of the
+ * made a spare, not even with its carrier turned off, a free one is (same ifindex) and serves
+ * the next CREATE, a re-CREATE of the
  * same id right after its DESTROY works, alone and under concurrent cycles, and a stopped
  * service leaves no retired TAP.
  */
+import path from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { attachGuest } from "./helpers/attach-guest.js";
 import { httpGet, startHttpServer } from "./helpers/guest-relay.js";
 import { kernelDiff } from "./helpers/kernel-diff.js";
 import { ipAddrs, ipJson, ipLinks, ipv4ByLink, retiredTapLinks, retiredTapsGone, sparesOnce, spareTapLinks, tapIpv6, tapLinks, WITHOUT_IPV6, type IpLink } from "./helpers/kernel-state.js";
-import { delay, killProcess, spawnIn, Topology } from "./helpers/netns.js";
+import { delay, killProcess, REPO_ROOT, spawnIn, Topology } from "./helpers/netns.js";
 import { ProcessOutput } from "./helpers/process-output.js";
 import { startService } from "./helpers/service-process.js";
 import { functionDefinition, ResourceStatus, WorkloadClient } from "./helpers/workload-client.js";
 
 const POOL = "10.220.0.0/24";
+const TUN_IOCTL = path.join(REPO_ROOT, "src", "network", "kernel", "tun-ioctl.mjs");
 
 async function startNode(t: ExecutionContext, extraArgs: string[]) {
   const topology = await Topology.create({ teardown: t });
@@ -121,6 +124,53 @@ test("a TAP a guest holds is deleted, never made a spare, and its guest sees the
   await startHttpServer(nextGuest.guestNs, 3000, "behind a recycled TAP");
   t.like(await httpGet(topology.world, `http://${topology.nodeIp}:8081/`, 5000), { ok: true, body: "behind a recycled TAP" });
   t.deepEqual(await kernelDiff(topology.node, [next], POOL), []);
+});
+
+/**
+ * A process that attaches to TAP `tap` in `ns` as a VMM would, then turns its carrier off
+ * (TUNSETCARRIER, which needs no privilege): a TAP that looks free and is not.
+ */
+async function slyHolder(t: ExecutionContext, ns: string, tap: string): Promise<ProcessOutput> {
+  const script = `
+    import { openSync } from "node:fs";
+    import { TAP_FLAGS, tunSetCarrier, tunSetIff } from ${JSON.stringify(TUN_IOCTL)};
+    const fd = openSync("/dev/net/tun", "r+");
+    tunSetIff(fd, ${JSON.stringify(tap)}, TAP_FLAGS);
+    tunSetCarrier(fd, false);
+    process.stdout.write("holding\\n");
+    process.stdin.resume();
+    process.stdin.on("end", () => process.exit(0));
+  `;
+  const holder = new ProcessOutput(spawnIn(ns, process.execPath, ["--input-type=module", "-e", script]), `holder of ${tap}`);
+  t.teardown(() => killProcess(holder.subprocess));
+  await holder.waitForLine((line) => line === "holding", 10_000, '"holding"');
+  return holder;
+}
+
+test("a TAP held by a process that turned its carrier off is still never made a spare: reclaiming it fails, and it is deleted", async (t) => {
+  const { topology, service, client } = await startNode(t, ["--spare-taps", "2"]);
+  await sparesOnce(topology.node, 2);
+  const sly = await client.create("fn-sly", functionDefinition());
+  const index = tapLinks(await ipLinks(topology.node)).find((link) => link.ifname === tapOf(sly))!.ifindex;
+  await slyHolder(t, topology.node, tapOf(sly));
+  const [held] = await ipJson<IpLink[]>(topology.node, ["link", "show", "dev", tapOf(sly)]);
+  t.true(held?.flags.includes("NO-CARRIER"), "held, and yet no carrier");
+
+  // Keep the spares below their count, as above.
+  t.is((await sparesOnce(topology.node, 2)).length, 2);
+  await topology.execNode("ip", ["link", "add", "rik-spare-3", "type", "veth", "peer", "name", "rikt-blocker"]);
+  await client.create("fn-other", functionDefinition());
+  await service.waitForLog((entry) => entry.message.startsWith("cannot make a spare TAP") && entry["spare"] === "rik-spare-3", 10_000);
+
+  t.is((await client.destroy("fn-sly")).status, ResourceStatus.TERMINATED);
+  const refused = await service.waitForLog((entry) => entry.message.startsWith("a retired TAP is still held by a process"), 10_000);
+  t.is(refused["index"], index);
+  t.regex(String(refused["error"]), /EBUSY/);
+  t.deepEqual(await retiredTapsGone(topology.node), []);
+  const deleted = async () => (await linkAt(topology.node, index)) === undefined;
+  for (const started = Date.now(); !(await deleted()) && Date.now() - started < 10_000; ) await delay(20);
+  t.is(await linkAt(topology.node, index), undefined, "deleted under the spare name it was given");
+  t.false(spareTapLinks(await ipLinks(topology.node)).some((spare) => spare.ifindex === index), "no spare is the held TAP");
 });
 
 test("with every spare ready, a destroyed TAP is deleted and the spares stay as they were", async (t) => {
