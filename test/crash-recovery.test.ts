@@ -5,8 +5,9 @@
  * says is decided by where the crash hit, as the README's "State, restart and recovery"
  * promises: a CREATE killed after its "creating" intent but before its "running" line is
  * undone; one killed anywhere after the "running" line (written before the first kernel
- * call) is completed; a DESTROY killed after its "destroying" intent is finished. No TAP,
- * rule, address or /30 leaked, none lost, and a retried operation gets the same answer.
+ * call) is completed; a DESTROY killed after its "destroying" intent is finished, the TAP it
+ * had retired (renamed, its deletion pending) included. No TAP, retired TAP, rule, address or
+ * /30 leaked, none lost, and a retried operation gets the same answer.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -14,6 +15,7 @@ import path from "node:path";
 import test, { type ExecutionContext } from "ava";
 import type { InstanceNetwork } from "../src/gen/rik/network/v1/workload_network_pb.js";
 import { kernelDiff } from "./helpers/kernel-diff.js";
+import { ipLinks, retiredTapLinks } from "./helpers/kernel-state.js";
 import { delay, REPO_ROOT, Topology } from "./helpers/netns.js";
 import { seededRandom } from "./helpers/seeded-random.js";
 import { startService, type ServiceOptions, type ServiceProcess } from "./helpers/service-process.js";
@@ -54,8 +56,9 @@ const OUTCOME_AT: Readonly<Record<string, "undone" | "completed" | "finished">> 
   "create: TAP and rules added": "completed",
   "create: acknowledged": "completed",
   "destroy: intent recorded": "finished",
+  "destroy: TAP renamed, deletion pending": "finished",
   "destroy: rules removed": "finished",
-  "destroy: rules and TAP removed": "finished",
+  "destroy: rules removed and TAP retired": "finished",
   "destroy: record removed": "finished",
 };
 
@@ -101,6 +104,8 @@ async function recover(t: ExecutionContext, topology: Topology, crashed: Service
   const service = await startService({ ...options, nodeNs: topology.node, pool: POOL, socketPath: crashed.socketPath, logLevel: "warn" });
   const client = new WorkloadClient(service.address);
   try {
+    // What the crash left of retired TAPs is deleted by the reconcile at start, before the service serves.
+    t.deepEqual(retiredTapLinks(await ipLinks(topology.node)).map((link) => link.ifname), [], "no retired TAP once serving again");
     const listed = await client.list();
     const certain = (id: string) => !expected.uncertain.has(id);
     t.deepEqual(

@@ -138,11 +138,12 @@ export async function createNetworkPlane(
     throw error;
   }
   const { firewall } = selected;
+  const functionTaps = new FunctionTaps({ localhost, rtnetlink, taps, spares, tapDeleter, logger });
   const functions = new FunctionStrategy({
     node,
     hostPorts,
     firewall,
-    taps: new FunctionTaps({ localhost, rtnetlink, taps, spares, tapDeleter, logger }),
+    taps: functionTaps,
     spares,
     conntrack,
     logger,
@@ -162,6 +163,7 @@ export async function createNetworkPlane(
   });
   const close = async () => {
     await manager.close();
+    await functionTaps.close();
     await spares.close();
     await firewall.close();
     await closeKernel();

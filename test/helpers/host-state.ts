@@ -1,9 +1,12 @@
 /**
  * What a refused request must leave byte-identical on the node: the raw JSON of `ip -j link`
  * and `ip -j addr`, and the whole ruleset, IPv4 and IPv6, timestamps of iptables-save aside. The service's
- * spare TAPs are left out: it makes them in the background, whatever the requests.
+ * spare TAPs are left out: it makes them in the background, whatever the requests. It is read
+ * once the retired TAPs of destroyed instances, which the service deletes in the background,
+ * are gone (one left is in the state, a difference).
  */
 import { isSpareTapName } from "../../src/network/strategies/function/spare-taps.js";
+import { retiredTapsGone } from "./kernel-state.js";
 import type { Topology } from "./netns.js";
 
 export interface HostState {
@@ -19,6 +22,7 @@ export interface HostState {
  * address detection clears about a second after a link comes up, and each link's carrier.
  */
 export async function hostState(topology: Topology): Promise<HostState> {
+  await retiredTapsGone(topology.node);
   const [links, addrs, rules, rules6] = await Promise.all([
     topology.execNode("ip", ["-j", "link"]),
     topology.execNode("ip", ["-j", "addr"]),

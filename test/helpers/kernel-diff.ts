@@ -5,7 +5,7 @@
  * service's rule rendering cannot hide itself.
  */
 import type { InstanceNetwork } from "../../src/gen/rik/network/v1/workload_network_pb.js";
-import { ip6tablesSave, iptablesSave, ipAddrs, ipLinks, ipv4ByLink, rulesMatching, tapLinks } from "./kernel-state.js";
+import { ip6tablesSave, iptablesSave, ipAddrs, ipLinks, ipv4ByLink, retiredTapsGone, rulesMatching, tapLinks } from "./kernel-state.js";
 
 const PROTOCOLS: Record<number, string> = { 1: "tcp", 2: "udp" };
 
@@ -76,8 +76,12 @@ function difference(label: string, actual: readonly string[], expected: readonly
   return [...missing, ...extra, ...duplicated];
 }
 
-/** Every way the kernel differs from "exactly these instances, on a pool of `pool`". */
+/**
+ * Every way the kernel differs from "exactly these instances, on a pool of `pool`", once the
+ * retired TAPs of destroyed instances are gone (any left is a difference).
+ */
 export async function kernelDiff(ns: string, networks: readonly InstanceNetwork[], pool: string): Promise<string[]> {
+  const retired = await retiredTapsGone(ns);
   const [links, addrs, save, save6] = await Promise.all([ipLinks(ns), ipAddrs(ns), iptablesSave(ns), ip6tablesSave(ns)]);
   const taps = tapLinks(links);
   const byLink = ipv4ByLink(addrs);
@@ -86,6 +90,7 @@ export async function kernelDiff(ns: string, networks: readonly InstanceNetwork[
     taps.map((link) => link.ifname).sort(),
     networks.map((n) => n.network.value!.tapName).sort(),
   );
+  diffs.push(...retired.map((name) => `retired TAP ${name} not deleted`));
   for (const network of networks) {
     const fn = network.network.value!;
     const tap = taps.find((link) => link.ifname === fn.tapName);

@@ -1,6 +1,7 @@
 /**
  * Read-only snapshots of a namespace's network state, for assertions and before/after diffs.
  */
+import { isDoomedTapName } from "../../src/network/strategies/function/retired-taps.js";
 import { isSpareTapName } from "../../src/network/strategies/function/spare-taps.js";
 import { TAP_IPV6_SYSCTLS } from "../../src/network/kernel/tap-creator.js";
 import { delay, execIn } from "./netns.js";
@@ -88,10 +89,28 @@ export function allTapLinks(links: readonly IpLink[]): IpLink[] {
 
 /**
  * The TAPs of instances (and any a test made): every TAP but the service's spares
- * (`rik-spare-N`), which it makes in the background whatever the requests. Needs `ip -d` output.
+ * (`rik-spare-N`), which it makes in the background whatever the requests, and the retired
+ * TAPs of destroyed instances (`rik-doom-N`), which it deletes in the background (see
+ * retiredTapsGone). Needs `ip -d` output.
  */
 export function tapLinks(links: readonly IpLink[]): IpLink[] {
-  return allTapLinks(links).filter((link) => !isSpareTapName(link.ifname));
+  return allTapLinks(links).filter((link) => !isSpareTapName(link.ifname) && !isDoomedTapName(link.ifname));
+}
+
+/** The retired TAPs of destroyed instances, not deleted yet. Needs `ip -d` output. */
+export function retiredTapLinks(links: readonly IpLink[]): IpLink[] {
+  return allTapLinks(links).filter((link) => isDoomedTapName(link.ifname));
+}
+
+/**
+ * Waits until `ns` holds no retired TAP (a DESTROY answers before its TAP is deleted), up to
+ * 10 s, and returns those still there then: for the caller to report as leaked.
+ */
+export async function retiredTapsGone(ns: string): Promise<string[]> {
+  for (const started = Date.now(); ; await delay(20)) {
+    const left = retiredTapLinks(await ipLinks(ns)).map((link) => link.ifname);
+    if (left.length === 0 || Date.now() - started > 10_000) return left;
+  }
 }
 
 /** The service's spare TAPs. Needs `ip -d` output. */

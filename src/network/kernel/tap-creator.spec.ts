@@ -35,7 +35,11 @@ interface Outcome {
   readonly name: string;
   readonly ok: boolean;
   readonly code?: string;
+  readonly errno?: string;
   readonly message?: string;
+  /** After a reclaim: the TAP's virtio_net_hdr settings. */
+  readonly vnetHdrSize?: number;
+  readonly vnetLe?: boolean;
 }
 
 /** A throwaway namespace, deleted with the test. */
@@ -129,4 +133,19 @@ asRoot("on a node without IPv6 (no /proc/sys/net/ipv6) the sysctls are skipped; 
   t.like(failed[0], { name: "riktbroken", ok: false, code: "internal" });
   t.regex(failed[0]?.message ?? "", /creating TAP riktbroken failed: turning IPv6 off on it: ENOENT.*\/proc\/sys\/net\/ipv6\/conf\/riktbroken\/disable_ipv6/);
   t.false(links(ns).some((link) => link.ifname === "riktbroken"), "not made persistent, so gone with the worker's descriptor");
+});
+
+asRoot("reclaim refuses a TAP that a descriptor holds (EBUSY), and gives one nothing holds the settings of a new TAP", (t) => {
+  const ns = namespace(t);
+  for (const name of ["riktheld", "riktfree"]) execFileSync("ip", ["-n", ns, "tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr"]);
+  const results = createTaps(ns, ["riktheld", "riktfree"], { args: ["--reclaim", "--hold", "riktheld", "--dirty", "riktfree", "--owner", "65534"] });
+  const held = results.find((r) => r.name === "riktheld");
+  t.like(held, { ok: false, code: "internal", errno: "EBUSY" });
+  t.regex(held?.message ?? "", /^reclaiming TAP riktheld \(TUNSETIFF\) failed: EBUSY/);
+  t.deepEqual(ownerAndGroup(ns, "riktheld"), { owner: "-1", group: "-1" }, "a held TAP is left as it is");
+  // sizeof(struct virtio_net_hdr) and the host's order, as a new TAP has them; the dirty holder had set 12.
+  t.like(results.find((r) => r.name === "riktfree"), { ok: true, vnetHdrSize: 10, vnetLe: false });
+  t.deepEqual(ownerAndGroup(ns, "riktfree"), { owner: "65534", group: "-1" }, "and the node's owner");
+  t.like(links(ns).find((link) => link.ifname === "riktfree")?.linkinfo?.info_data, { type: "tap", pi: false, vnet_hdr: true, persist: true });
+  t.deepEqual(ipv6Sysctls(ns, "riktfree"), { disable_ipv6: "1", accept_ra: "0", addr_gen_mode: "1" });
 });

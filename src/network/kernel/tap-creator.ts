@@ -1,5 +1,7 @@
 import { Worker } from "node:worker_threads";
 import { NetworkError } from "../model/network-error.js";
+import { KernelError } from "./kernel-error.js";
+import type { Ipv6LinkConf } from "./rtnetlink/rtnetlink.js";
 import { MAX_ID } from "./tun-ids.mjs";
 import { IFNAMSIZ, TAP_FLAGS } from "./tun-ioctl.mjs";
 
@@ -18,6 +20,11 @@ export const TAP_IPV6_SYSCTLS: Readonly<Record<"disable_ipv6" | "accept_ra" | "a
   addr_gen_mode: "1",
 };
 
+/** Whether a TAP's IPv6, as the link dump shows it, is what TAP_IPV6_SYSCTLS make it: off, no address of its own, deaf to router advertisements. */
+export function hasTapIpv6Settings(conf: Ipv6LinkConf): boolean {
+  return conf.disabled && String(conf.acceptRa) === TAP_IPV6_SYSCTLS.accept_ra && String(conf.addrGenMode) === TAP_IPV6_SYSCTLS.addr_gen_mode;
+}
+
 /**
  * Who may attach to the TAPs (TUNSETIFF) without CAP_NET_ADMIN. The kernel lets anyone who can
  * open /dev/net/tun attach to a TAP that has neither an owner nor a group, so without either
@@ -35,8 +42,9 @@ export interface TapCreatorOptions {
  * The worker thread, as CommonJS source: plain JS so that it runs the same from dist/ and
  * from source under tsx, which does not reach worker threads. For each request it opens
  * /dev/net/tun, binds it to the TAP (TUNSETIFF), gives the TAP its owner and group, turns
- * IPv6 off on it, makes it persistent, answers "created", closes the descriptor (the detach
- * waits for an RCU grace period) and answers "detached". Persistence comes last: when a step
+ * IPv6 off on it, with `reset` gives it back a new TAP's settings (tunResetSettings), makes
+ * it persistent, answers "created", closes the descriptor (the detach waits for an RCU grace
+ * period) and answers "detached". Persistence comes last: when a step
  * fails, closing the descriptor deletes a TAP it had just made (an existing one stays), and
  * the answer names the step and its errno.
  */
@@ -56,7 +64,7 @@ function withoutIpv6(name) {
   }
 }
 import(workerData.tunIoctl).then((tun) => {
-  parentPort.on("message", ({ id, name }) => {
+  parentPort.on("message", ({ id, name, reset }) => {
     let fd;
     try {
       fd = openSync("/dev/net/tun", constants.O_RDWR);
@@ -69,6 +77,7 @@ import(workerData.tunIoctl).then((tun) => {
       if (workerData.owner !== undefined) tun.tunSetOwner(fd, workerData.owner);
       if (workerData.group !== undefined) tun.tunSetGroup(fd, workerData.group);
       withoutIpv6(attached);
+      if (reset) tun.tunResetSettings(fd);
       tun.tunSetPersist(fd, true);
     } catch (error) {
       closeSync(fd);
@@ -90,6 +99,8 @@ type Reply =
 
 interface Pending {
   readonly name: string;
+  /** A reclaim (TapCreator.reclaim): its failures are KernelErrors, EBUSY for a TAP something holds. */
+  readonly reclaim: boolean;
   readonly created: { resolve: (detached: Promise<void>) => void; reject: (error: unknown) => void };
   detached?: { resolve: () => void; reject: (error: unknown) => void };
 }
@@ -139,6 +150,25 @@ export class TapCreator {
    * can be configured meanwhile, and a VMM can attach once that promise has resolved.
    */
   add(name: string): Promise<{ readonly detached: Promise<void> }> {
+    return this.request(name, false);
+  }
+
+  /**
+   * Takes back an existing TAP that another process may have held, to hand it to a new one:
+   * attaches to it, which the kernel refuses (EBUSY) while anything else is attached to it, so
+   * that a TAP that is still held is never reclaimed, whatever its carrier says (its holder can
+   * turn that off, TUNSETCARRIER); then gives it the owner, group and sysctls of every TAP,
+   * and the settings of a new one (tunResetSettings), and detaches. Resolves once detached.
+   * Rejects with a KernelError (errno EBUSY: something holds the TAP).
+   *
+   * Equivalent to: none in iproute2 (what a VMM attaching to the TAP does, then a reset)
+   */
+  async reclaim(name: string): Promise<void> {
+    const { detached } = await this.request(name, true);
+    await detached;
+  }
+
+  private request(name: string, reclaim: boolean): Promise<{ readonly detached: Promise<void> }> {
     return new Promise((resolve, reject) => {
       if (this.closed) {
         reject(new NetworkError("unavailable", "rik-network is shutting down; retry against the restarted service"));
@@ -150,9 +180,9 @@ export class TapCreator {
       }
       const id = ++this.sequence;
       const worker = this.started();
-      this.pending.set(id, { name, created: { resolve: (detached) => resolve({ detached }), reject } });
+      this.pending.set(id, { name, reclaim, created: { resolve: (detached) => resolve({ detached }), reject } });
       if (this.pending.size === 1) worker.ref();
-      worker.postMessage({ id, name });
+      worker.postMessage({ id, name, reset: reclaim });
     });
   }
 
@@ -207,6 +237,8 @@ export class TapCreator {
       request.created.reject(
         new NetworkError("unavailable", `cannot open /dev/net/tun: ${reply.message}; load the tun module (modprobe tun)`, { cause: reply }),
       );
+    } else if (request.reclaim) {
+      request.created.reject(new KernelError(`reclaiming TAP ${request.name} (${reply.failed})`, reply.errno, { cause: reply, detail: reply.message }));
     } else if (reply.failed === "sysctl") {
       request.created.reject(new NetworkError("internal", `creating TAP ${request.name} failed: turning IPv6 off on it: ${reply.message}`, { cause: reply }));
     } else {

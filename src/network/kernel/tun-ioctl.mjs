@@ -19,6 +19,21 @@ export const TUNSETGROUP = 0x400454ce;
 export const TUNSETOFFLOAD = 0x400454d0;
 export const TUNSETVNETHDRSZ = 0x400454d8;
 export const TUNGETIFF = 0x800454d2;
+export const TUNSETTXFILTER = 0x400454d1;
+export const TUNSETSNDBUF = 0x400454d4;
+/** _IOW('T', 214, struct sock_fprog): 16 bytes on 64-bit Linux. */
+export const TUNDETACHFILTER = 0x401054d6;
+export const TUNGETVNETHDRSZ = 0x800454d7;
+export const TUNSETVNETLE = 0x400454dc;
+export const TUNGETVNETLE = 0x800454dd;
+export const TUNSETVNETBE = 0x400454de;
+export const TUNSETSTEERINGEBPF = 0x800454e0;
+export const TUNSETFILTEREBPF = 0x800454e1;
+export const TUNSETCARRIER = 0x400454e2;
+/** sizeof(struct virtio_net_hdr): what the kernel gives a new TUN/TAP. */
+export const DEFAULT_VNET_HDR_SIZE = 10;
+/** INT_MAX: the send buffer of a new TUN/TAP's queues. */
+const DEFAULT_SNDBUF = 0x7fffffff;
 export const IFF_TAP = 0x0002;
 export const IFF_NO_PI = 0x1000;
 export const IFF_VNET_HDR = 0x4000;
@@ -192,4 +207,75 @@ export function tunGetIff(fd) {
   const ifreq = Buffer.alloc(IFREQ_SIZE);
   ioctl(fd, "TUNGETIFF", TUNGETIFF, ifreq);
   return decodeIfreqName(ifreq);
+}
+
+/**
+ * An int argument passed by pointer, as most TUN ioctls take theirs.
+ *
+ * @param {number} value
+ * @returns {Buffer}
+ */
+function intArgument(value) {
+  const encoded = Buffer.alloc(4);
+  encoded.writeInt32LE(value);
+  return encoded;
+}
+
+/**
+ * Turns the carrier of the device behind `fd` on or off, as its holder may, with no privilege.
+ *
+ * Equivalent to: none in iproute2 (`ip link set dev $name carrier off` needs CAP_NET_ADMIN)
+ *
+ * @param {number} fd
+ * @param {boolean} on
+ */
+export function tunSetCarrier(fd, on) {
+  ioctl(fd, "TUNSETCARRIER", TUNSETCARRIER, intArgument(on ? 1 : 0));
+}
+
+/**
+ * Gives the device behind `fd` back the settings of a new TAP, among those that its holder may
+ * change through its own descriptor, without any privilege, and that outlive the descriptor:
+ * offloads, virtio_net_hdr size and byte order, the MAC filter, the classic and eBPF filters,
+ * the eBPF steering program and the send buffer. So that a TAP another process held can be given
+ * to a new one as if it had just been made. (The holder may also change the owner, group, link
+ * type and MAC address: the caller checks those.) TUNSETVNETBE fails with EINVAL on a kernel
+ * built without big-endian virtio headers, which then cannot have one set either.
+ *
+ * Equivalent to: none in iproute2
+ *
+ * @param {number} fd
+ */
+export function tunResetSettings(fd) {
+  ioctl(fd, "TUNSETOFFLOAD", TUNSETOFFLOAD, 0);
+  ioctl(fd, "TUNSETVNETHDRSZ", TUNSETVNETHDRSZ, intArgument(DEFAULT_VNET_HDR_SIZE));
+  ioctl(fd, "TUNSETVNETLE", TUNSETVNETLE, intArgument(0));
+  try {
+    ioctl(fd, "TUNSETVNETBE", TUNSETVNETBE, intArgument(0));
+  } catch (error) {
+    if (!(error instanceof IoctlError && error.code === "EINVAL")) throw error;
+  }
+  // struct tun_filter { u16 flags; u16 count; u8 addr[][6]; }: no address, nothing filtered.
+  ioctl(fd, "TUNSETTXFILTER", TUNSETTXFILTER, Buffer.alloc(4));
+  ioctl(fd, "TUNDETACHFILTER", TUNDETACHFILTER, 0);
+  ioctl(fd, "TUNSETFILTEREBPF", TUNSETFILTEREBPF, intArgument(-1));
+  ioctl(fd, "TUNSETSTEERINGEBPF", TUNSETSTEERINGEBPF, intArgument(-1));
+  ioctl(fd, "TUNSETSNDBUF", TUNSETSNDBUF, intArgument(DEFAULT_SNDBUF));
+}
+
+/**
+ * The virtio_net_hdr size of the device behind `fd`, and whether its fields are little-endian
+ * whatever the host's order (TUNSETVNETLE): what tunResetSettings gives back, read.
+ *
+ * Equivalent to: none in iproute2
+ *
+ * @param {number} fd
+ * @returns {{ vnetHdrSize: number, vnetLe: boolean }}
+ */
+export function tunGetVnetSettings(fd) {
+  const size = intArgument(0);
+  ioctl(fd, "TUNGETVNETHDRSZ", TUNGETVNETHDRSZ, size);
+  const le = intArgument(0);
+  ioctl(fd, "TUNGETVNETLE", TUNGETVNETLE, le);
+  return { vnetHdrSize: size.readInt32LE(0), vnetLe: le.readInt32LE(0) !== 0 };
 }

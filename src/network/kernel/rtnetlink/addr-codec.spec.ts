@@ -7,7 +7,7 @@
  */
 import test from "ava";
 import { NetworkError } from "../../model/network-error.js";
-import { addrDelRequest, addrDump, addrReplaceRequest, parseAddress } from "./addr-codec.js";
+import { addrDelFirstRequest, addrDelRequest, addrDump, addrReplaceRequest, parseAddress } from "./addr-codec.js";
 import type { Request } from "./wire.js";
 
 /** A request as the test writes it: the payload in hex. */
@@ -27,6 +27,14 @@ const ADDRESS_ON_42 = [
 test("RTM_NEWADDR with NLM_F_CREATE | NLM_F_REPLACE adds the address, or replaces it; RTM_DELADDR names it the same way", (t) => {
   t.deepEqual(shown(addrReplaceRequest(42, "10.99.0.1", 30)), { type: 20, flags: 0x500, payload: ADDRESS_ON_42.join("") });
   t.deepEqual(shown(addrDelRequest(42, "10.99.0.1", 30)), { type: 21, flags: 0, payload: ADDRESS_ON_42.join("") });
+});
+
+test("RTM_DELADDR naming only the link, for its first IPv4 address: no prefix length, no IFA_LOCAL, no IFA_ADDRESS", (t) => {
+  t.deepEqual(shown(addrDelFirstRequest(42)), {
+    type: 21, // RTM_DELADDR
+    flags: 0,
+    payload: ["02", "00", "00", "00", "2a000000"].join(""), // AF_INET, prefixlen 0, flags, scope, ifa_index 42
+  });
 });
 
 test("the index is a u32 and the prefix length a byte", (t) => {

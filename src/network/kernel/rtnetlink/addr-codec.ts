@@ -53,6 +53,14 @@ export function addrDelRequest(index: number, address: string, prefixLength: num
   return { type: RTM_DELADDR, flags: 0, payload: message(ifaddrmsg(prefixLength, index), [attribute(IFA_LOCAL, bytes), attribute(IFA_ADDRESS, bytes)]) };
 }
 
+/**
+ * RTM_DELADDR of AF_INET naming only the link: the kernel deletes the first IPv4 address the
+ * link has, and answers EADDRNOTAVAIL when it has none (one step of `ip -4 addr flush dev $index`).
+ */
+export function addrDelFirstRequest(index: number): Request {
+  return { type: RTM_DELADDR, flags: 0, payload: ifaddrmsg(0, index) };
+}
+
 /** Every IPv4 address, decoded by parseAddress (`ip -4 -j addr show`). */
 export function addrDump(): Dump<AddressInfo> {
   return { request: { type: RTM_GETADDR, flags: NLM_F_DUMP, payload: ifaddrmsg() }, answer: RTM_NEWADDR, parse: parseAddress };

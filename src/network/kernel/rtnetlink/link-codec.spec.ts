@@ -3,7 +3,7 @@
  * struct ifinfomsg { u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change; },
  * struct rtattr { u16 len (header included, padding not); u16 type; } with its payload
  * padded to 4, in host (little-endian) order. IFLA_IFNAME 3, IFLA_MTU 4, IFLA_AF_SPEC 26,
- * IFLA_GROUP 27, IFLA_EXT_MASK 29 (<linux/if_link.h>); RTM_NEWLINK 16, RTM_DELLINK 17,
+ * IFLA_GROUP 27, IFLA_EXT_MASK 29, IFLA_CARRIER 33 (<linux/if_link.h>); RTM_NEWLINK 16, RTM_DELLINK 17,
  * RTM_GETLINK 18, RTM_SETLINK 19 (<linux/rtnetlink.h>); IFF_UP 1 (<linux/if.h>).
  */
 import test from "ava";
@@ -12,9 +12,12 @@ import {
   linkDelGroupRequest,
   linkDelRequest,
   linkDump,
+  linkGetByIndexRequest,
   linkGetRequest,
   linkIndexOf,
   linkInfoOf,
+  linkRenameRequest,
+  linkSetDownRequest,
   linkSetGroupRequest,
   linkSetUpRequest,
   parseLink,
@@ -131,6 +134,54 @@ test("the link dump is RTM_GETLINK with NLM_F_DUMP (NLM_F_ROOT 0x100 | NLM_F_MAT
   t.is(dump.parse, parseLink);
 });
 
+test("RTM_GETLINK by index names no link: the index is in ifinfomsg", (t) => {
+  t.deepEqual(shown(linkGetByIndexRequest(42)), {
+    type: 18, // RTM_GETLINK
+    flags: 0,
+    payload: [
+      "00", "00", "0000", // family AF_UNSPEC, pad, type
+      "2a000000", // ifi_index 42
+      "00000000", "00000000", // ifi_flags, ifi_change
+      "0800", "1d00", "08000000", // IFLA_EXT_MASK len 8: RTEXT_FILTER_SKIP_STATS
+    ].join(""),
+  });
+});
+
+test("RTM_SETLINK down clears IFF_UP: the flag in ifi_change, not in ifi_flags; a rename in the same message is IFLA_IFNAME", (t) => {
+  const down = [
+    "00", "00", "0000", // family, pad, type
+    "07000000", // ifi_index 7
+    "00000000", // ifi_flags: IFF_UP clear
+    "01000000", // ifi_change IFF_UP: only that flag changes
+  ];
+  t.deepEqual(shown(linkSetDownRequest(7)), { type: 19, flags: 0, payload: down.join("") });
+  t.deepEqual(shown(linkSetDownRequest(7, "rik-doom-7")), {
+    type: 19,
+    flags: 0,
+    payload: [...down, "0f00", "0300", "72696b2d646f6f6d2d3700", "00"].join(""), // IFLA_IFNAME len 15 "rik-doom-7\0", padding
+  });
+});
+
+test("RTM_SETLINK rename by index changes no flag: ifi_change 0, the new name in IFLA_IFNAME", (t) => {
+  t.deepEqual(shown(linkRenameRequest(0x1f4, "rik-spare-12")), {
+    type: 19, // RTM_SETLINK
+    flags: 0,
+    payload: [
+      "00", "00", "0000",
+      "f4010000", // ifi_index 500
+      "00000000", "00000000", // ifi_flags, ifi_change: no flag touched
+      "1100", "0300", "72696b2d73706172652d313200", "000000", // IFLA_IFNAME len 17 "rik-spare-12\0", padding to 20
+    ].join(""),
+  });
+});
+
+test("IFLA_CARRIER (u8) is read as the link's carrier, up or down", (t) => {
+  const link = (carrier: number, flags: string) =>
+    Buffer.from(["00", "00", "0100", "09000000", flags, "00000000", "0500", "2100", carrier === 0 ? "00" : "01", "000000"].join(""), "hex");
+  t.like(parseLink(link(1, "00100000")), { index: 9, up: false, carrier: true }, "down, but a descriptor holds it");
+  t.like(parseLink(link(0, "01100000")), { index: 9, up: true, carrier: false });
+});
+
 test("the index is read from the first RTM_NEWLINK of the answer that holds struct ifinfomsg", (t) => {
   const link = (index: string) => Buffer.from(["00", "00", "0000", index, "00000000", "00000000"].join(""), "hex");
   t.is(linkIndexOf([{ type: 16, data: link("2a000000") }]), 42);
@@ -167,7 +218,9 @@ test("a link: index, flags, IFLA_IFNAME, IFLA_MTU, the kind in IFLA_LINKINFO and
     name: "tap",
     kind: "tun",
     tunOwner: 1000,
+    hardwareType: 1,
     up: true,
+    carrier: undefined,
     mtu: 1500,
     routeLocalnet: true,
     ipv6: { disabled: true, acceptRa: 0, addrGenMode: 1 },
@@ -179,7 +232,9 @@ test("a link without attributes is down, nameless and kindless; shorter than ifi
     index: 5,
     name: "",
     kind: undefined,
+    hardwareType: 0,
     up: false,
+    carrier: undefined,
     mtu: 0,
     routeLocalnet: undefined,
     ipv6: undefined,

@@ -20,6 +20,8 @@ const IFLA_LINKINFO = 18;
 const IFLA_AF_SPEC = 26;
 const IFLA_GROUP = 27;
 const IFLA_EXT_MASK = 29;
+/** u8: whether the link has carrier (netif_carrier_ok), whatever its administrative state. */
+const IFLA_CARRIER = 33;
 /** IFLA_EXT_MASK: leave the link's counters out of the answer. */
 const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 
@@ -49,11 +51,19 @@ export interface LinkInfo {
   readonly name: string;
   /** rtnetlink link kind ("tun", "veth", ...); undefined for physical devices and loopback. */
   readonly kind: string | undefined;
+  /** ifi_type, the ARPHRD_* hardware type (<linux/if_arp.h>): 1 for Ethernet, as every TAP is made. */
+  readonly hardwareType?: number;
   /** A tun device's owner and group (TUNSETOWNER, TUNSETGROUP); undefined when it has none, or is no tun device. */
   readonly tunOwner?: number | undefined;
   readonly tunGroup?: number | undefined;
   /** Administratively up (IFF_UP), whatever the carrier. */
   readonly up: boolean;
+  /**
+   * IFLA_CARRIER: for a TAP, on while a descriptor is attached to it (TUNSETIFF), off once the
+   * last one detaches, up or down. The holder can also turn it off (TUNSETCARRIER), so it is
+   * a hint, not a proof, that nothing holds the TAP. Undefined when the answer lacks it.
+   */
+  readonly carrier?: boolean | undefined;
   readonly mtu: number;
   /** net.ipv4.conf.<name>.route_localnet; undefined when the link has no IPv4 configuration. */
   readonly routeLocalnet: boolean | undefined;
@@ -92,6 +102,11 @@ export function linkIndexOf(answer: readonly { readonly type: number; readonly d
   return link?.data.readInt32LE(4);
 }
 
+/** RTM_GETLINK of one link by index, without its statistics (`ip -d link show dev $name`): answered by one RTM_NEWLINK that parseLink reads. */
+export function linkGetByIndexRequest(index: number): Request {
+  return { type: RTM_GETLINK, flags: 0, payload: message(ifinfomsg(index), [attribute(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]) };
+}
+
 /** A link by name, or by index, with the name it is to take (`rename`). */
 export type LinkTarget = { readonly name: string } | { readonly index: number; readonly rename?: string | undefined };
 
@@ -111,6 +126,22 @@ export function linkSetUpRequest(link: LinkTarget, options: { readonly mtu?: num
     attributes.push(attribute(IFLA_AF_SPEC, attribute(AF_INET, conf)));
   }
   return { type: RTM_SETLINK, flags: 0, payload: message(ifinfomsg("index" in link ? link.index : 0, IFF_UP, IFF_UP), attributes) };
+}
+
+/**
+ * RTM_SETLINK that brings a link down (IFF_UP in change, not in flags), by index, and with
+ * `rename` renames it too (`ip link set dev $link down [name $rename]`). The kernel renames
+ * before it applies the flags, so a rename in the same message works only on a kernel that
+ * renames links that are up (6.2 and later); linkRenameRequest after this one works on any.
+ */
+export function linkSetDownRequest(index: number, rename?: string): Request {
+  const attributes = rename === undefined ? [] : [attribute(IFLA_IFNAME, cString(rename))];
+  return { type: RTM_SETLINK, flags: 0, payload: message(ifinfomsg(index, 0, IFF_UP), attributes) };
+}
+
+/** RTM_SETLINK of a link's name only, by index (`ip link set dev $link name $rename`); no flag changes. */
+export function linkRenameRequest(index: number, rename: string): Request {
+  return { type: RTM_SETLINK, flags: 0, payload: message(ifinfomsg(index), [attribute(IFLA_IFNAME, cString(rename))]) };
 }
 
 /** RTM_SETLINK of a link's group, by name (`ip link set dev $name group $group`). */
@@ -141,8 +172,10 @@ export function parseLink(data: Buffer): LinkInfo | undefined {
   let info: ReturnType<typeof linkInfoOf> = { kind: undefined };
   let routeLocalnet: boolean | undefined;
   let ipv6: Ipv6LinkConf | undefined;
+  let carrier: boolean | undefined;
   forEachAttribute(data, IFINFOMSG_BYTES, data.length, (type, start, end) => {
     if (type === IFLA_IFNAME) name = cStringAt(data, start, end);
+    else if (type === IFLA_CARRIER && end > start) carrier = data[start] !== 0;
     else if (type === IFLA_MTU && end - start >= 4) mtu = data.readUInt32LE(start);
     else if (type === IFLA_LINKINFO) info = linkInfoOf(data.subarray(start, end));
     else if (type === IFLA_AF_SPEC) {
@@ -152,7 +185,7 @@ export function parseLink(data: Buffer): LinkInfo | undefined {
       });
     }
   });
-  return { index: data.readInt32LE(4), name, ...info, up: (data.readUInt32LE(8) & IFF_UP) !== 0, mtu, routeLocalnet, ipv6 };
+  return { index: data.readInt32LE(4), name, ...info, hardwareType: data.readUInt16LE(2), up: (data.readUInt32LE(8) & IFF_UP) !== 0, carrier, mtu, routeLocalnet, ipv6 };
 }
 
 /** The kind (IFLA_INFO_KIND) from the IFLA_LINKINFO nest, and, for a tun device, its owner and group. */

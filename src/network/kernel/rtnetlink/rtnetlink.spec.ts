@@ -2,8 +2,18 @@ import test from "ava";
 import { rejected, type ScriptedMessage, scriptedNetlink } from "../../../../test/helpers/scripted-netlink.js";
 import { KernelError } from "../kernel-error.js";
 import { NetworkError } from "../../model/network-error.js";
-import { addrDelRequest, addrDump, addrReplaceRequest } from "./addr-codec.js";
-import { linkDelGroupRequest, linkDelRequest, linkDump, linkGetRequest, linkSetGroupRequest, linkSetUpRequest } from "./link-codec.js";
+import { addrDelFirstRequest, addrDelRequest, addrDump, addrReplaceRequest } from "./addr-codec.js";
+import {
+  linkDelGroupRequest,
+  linkDelRequest,
+  linkDump,
+  linkGetByIndexRequest,
+  linkGetRequest,
+  linkRenameRequest,
+  linkSetDownRequest,
+  linkSetGroupRequest,
+  linkSetUpRequest,
+} from "./link-codec.js";
 import { routeDump } from "./route-codec.js";
 import { errnoOf, Rtnetlink } from "./rtnetlink.js";
 import type { Request } from "./wire.js";
@@ -59,6 +69,10 @@ test("each operation sends its codec's request, and nothing else", async (t) => 
     [() => rtnetlink.linkSetUp("rikt-a", { mtu: 1400, routeLocalnet: true }), linkSetUpRequest({ name: "rikt-a" }, { mtu: 1400, routeLocalnet: true })],
     [() => rtnetlink.linkSetUp(3, { rename: "rikt-b", mtu: 1300, name: "rik-spare-1" }), linkSetUpRequest({ index: 3, rename: "rikt-b" }, { mtu: 1300 })],
     [() => rtnetlink.linkSetUp(3), linkSetUpRequest({ index: 3 })],
+    [() => rtnetlink.linkGet(7, { name: "rikt-a" }), linkGetByIndexRequest(7)],
+    [() => rtnetlink.linkSetDown(7, { name: "rikt-a" }), linkSetDownRequest(7)],
+    [() => rtnetlink.linkSetDown(7, { rename: "rik-doom-7" }), linkSetDownRequest(7, "rik-doom-7")],
+    [() => rtnetlink.linkRename(7, "rik-doom-7", { name: "rikt-a" }), linkRenameRequest(7, "rik-doom-7")],
     [() => rtnetlink.linkSetGroup("rikt-c", 7), linkSetGroupRequest("rikt-c", 7)],
     [() => rtnetlink.linkDel("rikt-c"), linkDelRequest("rikt-c")],
     [() => rtnetlink.linkDelGroup(7), linkDelGroupRequest(7)],
@@ -73,6 +87,37 @@ test("each operation sends its codec's request, and nothing else", async (t) => 
     await operation();
     t.deepEqual(sent, [expected], expected.payload.toString("hex"));
   }
+});
+
+test("a flush deletes the link's first address until the kernel says there is none left, and counts them", async (t) => {
+  let left = 2;
+  const { rtnetlink, sent } = recording(() => {
+    if (left === 0) throw rejected("EADDRNOTAVAIL");
+    left--;
+    return [];
+  });
+  t.teardown(() => rtnetlink.close());
+  t.is(await rtnetlink.addrFlush(42, { name: "rik-doom-16" }), 2);
+  t.deepEqual(sent, [addrDelFirstRequest(42), addrDelFirstRequest(42), addrDelFirstRequest(42)]);
+  t.is(await rtnetlink.addrFlush(42), 0, "none: one request");
+});
+
+test("a flush of a link that is gone fails with the kernel's ENODEV, naming the link", async (t) => {
+  const { rtnetlink } = recording(() => {
+    throw rejected("ENODEV");
+  });
+  t.teardown(() => rtnetlink.close());
+  const error = await t.throwsAsync(rtnetlink.addrFlush(42, { name: "rik-doom-16" }), { instanceOf: KernelError });
+  t.is(error?.message, "removing the IPv4 addresses of link rik-doom-16 (index 42) failed: ENODEV (no such device)");
+});
+
+test("a link by index is the answer's RTM_NEWLINK, parsed; an answer without one is ENODEV", async (t) => {
+  const answers: (readonly ScriptedMessage[])[] = [[newLink(42)], []];
+  const { rtnetlink } = recording(() => answers.shift() ?? []);
+  t.teardown(() => rtnetlink.close());
+  t.like(await rtnetlink.linkGet(42), { index: 42, up: false });
+  const error = await t.throwsAsync(rtnetlink.linkGet(42, { name: "rik-doom-16" }), { instanceOf: KernelError });
+  t.is(error?.message, "looking up link rik-doom-16 (index 42) failed: ENODEV (no such device)");
 });
 
 test("input the codec refuses is a NetworkError, and sends nothing", async (t) => {

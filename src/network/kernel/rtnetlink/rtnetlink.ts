@@ -2,17 +2,23 @@ import { createRtNetlink, type RtNetlinkSocket } from "netlink";
 import { KernelError } from "../kernel-error.js";
 import { NetworkError } from "../../model/network-error.js";
 import { Semaphore } from "../../concurrency/semaphore.js";
-import { addrDelRequest, addrDump, addrReplaceRequest, type AddressInfo } from "./addr-codec.js";
+import { addrDelFirstRequest, addrDelRequest, addrDump, addrReplaceRequest, type AddressInfo } from "./addr-codec.js";
 import {
   type LinkInfo,
   linkDelGroupRequest,
   linkDelRequest,
   linkDump,
+  linkGetByIndexRequest,
   linkGetRequest,
   linkIndexOf,
+  linkRenameRequest,
+  linkSetDownRequest,
   linkSetGroupRequest,
   linkSetUpRequest,
+  parseLink,
+  RTM_NEWLINK,
 } from "./link-codec.js";
+import { OffThreadSocket } from "./off-thread-socket.js";
 import { routeDump, type RouteInfo } from "./route-codec.js";
 import type { Dump, Request } from "./wire.js";
 
@@ -66,18 +72,36 @@ class Channel {
  * (the socket, sequence numbers, multipart answers, errors). Dumps have a socket of their
  * own, one at a time: the package reads the messages of a dump as one reply until its DONE,
  * so the reply to any other request arriving in between (a dump's messages come in several
- * reads) cuts the dump short ("Multipart message not terminated properly"). The other socket
- * serves concurrent requests, at most MAX_IN_FLIGHT at a time.
+ * reads) cuts the dump short ("Multipart message not terminated properly"). Another socket
+ * serves concurrent requests, at most MAX_IN_FLIGHT at a time. Link deletions, which the kernel
+ * answers only after an RCU grace period spent inside sendmsg(2), go through a third socket,
+ * in a worker thread (OffThreadSocket), so that the wait blocks that thread and not the event loop.
  */
 export class Rtnetlink {
   private readonly requests: Channel;
   private readonly dumps: Channel;
+  /** Undefined with the sockets a test gives: its deletions go through `requests`. */
+  private readonly deletions: OffThreadSocket | undefined;
   private readonly inFlight = new Semaphore(MAX_IN_FLIGHT);
   private dumping: Promise<unknown> = Promise.resolve();
 
-  private constructor(requests: RtNetlinkSocket, dumps: RtNetlinkSocket) {
+  private constructor(requests: RtNetlinkSocket, dumps: RtNetlinkSocket, deletions: OffThreadSocket | undefined) {
     this.requests = new Channel(requests);
     this.dumps = new Channel(dumps);
+    this.deletions = deletions;
+  }
+
+  /** A request the kernel answers only after an RCU grace period: sent from the worker thread. */
+  private async sendOffThread(operation: string, request: Request): Promise<void> {
+    if (this.deletions === undefined) {
+      await this.send(operation, request);
+      return;
+    }
+    try {
+      await this.deletions.request(request);
+    } catch (error) {
+      throw kernelError(operation, error);
+    }
   }
 
   /**
@@ -97,14 +121,19 @@ export class Rtnetlink {
     });
   }
 
-  /** `createSocket` makes each of the two sockets; tests give one that answers as they need. */
-  static open(createSocket: () => RtNetlinkSocket = createRtNetlink): Rtnetlink {
-    return new Rtnetlink(createSocket(), createSocket());
+  /**
+   * `createSocket` makes each socket; tests give one that answers as they need, and then
+   * every request, deletions included, goes through it on the calling thread.
+   */
+  static open(createSocket?: () => RtNetlinkSocket): Rtnetlink {
+    if (createSocket !== undefined) return new Rtnetlink(createSocket(), createSocket(), undefined);
+    return new Rtnetlink(createRtNetlink(), createRtNetlink(), new OffThreadSocket(REQUEST_TIMEOUT_MS));
   }
 
   close(): void {
     this.requests.socket.socket.socket.close();
     this.dumps.socket.socket.socket.close();
+    this.deletions?.close();
   }
 
   /**
@@ -140,6 +169,39 @@ export class Rtnetlink {
     await this.send(options.rename === undefined ? `setting link ${shown} up` : `renaming link ${shown} to ${options.rename} and setting it up`, request);
   }
 
+  /**
+   * Equivalent to: `ip -d -j link show dev $name`, by index: the link as the dump shows it, its
+   * carrier included. `name` is what the caller knows it by, for the error message only.
+   * Throws a KernelError when absent (isKernelNotFound).
+   */
+  async linkGet(index: number, { name }: { readonly name?: string } = {}): Promise<LinkInfo> {
+    const operation = `looking up link ${linkLabel(index, name)}`;
+    const answer = (await this.send(operation, linkGetByIndexRequest(index))).find((reply) => reply.type === RTM_NEWLINK);
+    const link = answer === undefined ? undefined : parseLink(answer.data);
+    if (link === undefined) throw new KernelError(operation, "ENODEV");
+    return link;
+  }
+
+  /**
+   * Equivalent to: `ip link set dev $name down [name $rename]`, by index, in one request: with
+   * `rename`, only on a kernel that renames links that are up (6.2 and later; EBUSY before),
+   * since it renames before it applies the flags. `name` is what the link is called, for the
+   * error message only. Throws a KernelError when absent (isKernelNotFound).
+   */
+  async linkSetDown(index: number, { rename, name }: { readonly rename?: string; readonly name?: string } = {}): Promise<void> {
+    const shown = linkLabel(index, name);
+    await this.send(rename === undefined ? `setting link ${shown} down` : `setting link ${shown} down and renaming it to ${rename}`, linkSetDownRequest(index, rename));
+  }
+
+  /**
+   * Equivalent to: `ip link set dev $name name $rename`, by index. A link that is up can be
+   * renamed only from kernel 6.2 on (EBUSY before). `name` is what the link is called, for the
+   * error message only. Throws a KernelError when absent (isKernelNotFound).
+   */
+  async linkRename(index: number, rename: string, { name }: { readonly name?: string } = {}): Promise<void> {
+    await this.send(`renaming link ${linkLabel(index, name)} to ${rename}`, linkRenameRequest(index, rename));
+  }
+
   /** Equivalent to: `ip link set dev $name group $group`. Throws a KernelError when absent (isKernelNotFound). */
   async linkSetGroup(name: string, group: number): Promise<void> {
     await this.send(`moving link ${name} to group ${group}`, linkSetGroupRequest(name, group));
@@ -150,12 +212,12 @@ export class Rtnetlink {
    * one step, with one RCU grace period instead of one per device.
    */
   async linkDelGroup(group: number): Promise<void> {
-    await this.send(`deleting link group ${group}`, linkDelGroupRequest(group));
+    await this.sendOffThread(`deleting link group ${group}`, linkDelGroupRequest(group));
   }
 
   /** Equivalent to: `ip link del dev $name`. Throws a KernelError when absent (isKernelNotFound). */
   async linkDel(name: string): Promise<void> {
-    await this.send(`deleting link ${name}`, linkDelRequest(name));
+    await this.sendOffThread(`deleting link ${name}`, linkDelRequest(name));
   }
 
   /**
@@ -165,6 +227,23 @@ export class Rtnetlink {
   async addrDel(index: number, address: string, prefixLength: number, { name }: { readonly name?: string } = {}): Promise<void> {
     const request = addrDelRequest(index, address, prefixLength);
     await this.send(`removing address ${address}/${prefixLength} from link ${linkLabel(index, name)}`, request);
+  }
+
+  /**
+   * Equivalent to: `ip -4 addr flush dev $name`: deletes the link's IPv4 addresses one request
+   * at a time, until the kernel says it has none (EADDRNOTAVAIL). Resolves with how many there
+   * were. `name` is the link's, for the error message only. Throws a KernelError when the link
+   * is absent (ENODEV, isKernelNotFound).
+   */
+  async addrFlush(index: number, { name }: { readonly name?: string } = {}): Promise<number> {
+    for (let removed = 0; ; removed++) {
+      try {
+        await this.send(`removing the IPv4 addresses of link ${linkLabel(index, name)}`, addrDelFirstRequest(index));
+      } catch (error) {
+        if (error instanceof KernelError && error.errno === "EADDRNOTAVAIL") return removed;
+        throw error;
+      }
+    }
   }
 
   /**

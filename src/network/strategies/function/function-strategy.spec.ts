@@ -153,13 +153,14 @@ test("a rollback whose rule delete fails still deletes the TAP, and the CREATE f
   t.true(fakes.calls.includes(`delete TAP ${tapName}`), fakes.calls.join(", "));
 });
 
-test("the firewall gets an instance's guest address and ports; the strategy owns instance TAPs and spares; its figures are its spares", (t) => {
+test("the firewall gets an instance's guest address and ports; the strategy owns instance TAPs, spares and retired TAPs; its figures are its spares", (t) => {
   const { functions } = strategy();
   const network = functions.prepare("a", definition([{ port: 8080, targetPort: 80 }, { port: 5353, targetPort: 53, protocol: "UDP", hostIP: "192.0.2.10" }]));
   const fn = network.kind === "Function" ? network.function : undefined;
   t.deepEqual(functions.firewallOf(network), { instanceId: "a", guestIp: fn!.guestIp, ports: fn!.ports });
   t.true(functions.ownsLink(fn!.tapName));
   t.true(functions.ownsLink("rik-spare-7"));
+  t.true(functions.ownsLink("rik-doom-dw"), "a retired TAP");
   t.false(functions.ownsLink("eth0"));
   t.false(functions.ownsLink("rik-v0123456789"), "a name of another kind's pattern");
   t.deepEqual(functions.stats(), { spare_taps: 2 });

@@ -12,6 +12,7 @@ import { faultPoint } from "../../support/fault-point.js";
 import { rollBack } from "../../support/rollback.js";
 import type { WorkloadStrategy } from "../workload-strategy.js";
 import type { FunctionTaps } from "./function-taps.js";
+import { isDoomedTapName } from "./retired-taps.js";
 import { isSpareTapName, type SpareTaps } from "./spare-taps.js";
 
 export interface FunctionStrategyOptions {
@@ -69,9 +70,9 @@ export class FunctionStrategy implements WorkloadStrategy {
     this.options.spares.start(start.links);
   }
 
-  /** Instance TAPs and spares: what FunctionTaps makes. */
+  /** Instance TAPs, spares and retired TAPs: what FunctionTaps makes. */
   ownsLink(name: string): boolean {
-    return isTapName(name) || isSpareTapName(name);
+    return isTapName(name) || isSpareTapName(name) || isDoomedTapName(name);
   }
 
   stats(): Record<string, number> {
@@ -184,12 +185,16 @@ export class FunctionStrategy implements WorkloadStrategy {
     }
   }
 
+  /**
+   * Resolves once the mappings are gone and the TAP is unusable (down, without its address, no
+   * longer under the instance's name): its deletion, an RCU grace period, goes on in the
+   * background (FunctionTaps.retire), so a CREATE of the same instance can follow at once.
+   */
   async teardown(network: InstanceNetwork): Promise<void> {
-    // Independent kernel objects: the mappings' delete (an nf_tables transaction) and the TAP
-    // delete (an RCU grace period) cost about the same, so they overlap.
+    // Independent kernel objects, so both go at once.
     const unmapped = this.options.firewall.remove(this.firewallOf(network)).then(() => faultPoint("destroy: rules removed"));
-    await Promise.all([unmapped, this.options.taps.delete(functionOf(network).tapName)]);
-    faultPoint("destroy: rules and TAP removed");
+    await Promise.all([unmapped, this.options.taps.retire(functionOf(network), { instanceId: network.instanceId })]);
+    faultPoint("destroy: rules removed and TAP retired");
     await this.flushUdpFlows(network);
   }
 

@@ -1,12 +1,13 @@
 import type { Logger } from "../../../logger.js";
-import type { Rtnetlink, Ipv6LinkConf } from "../../kernel/rtnetlink/rtnetlink.js";
+import type { Rtnetlink } from "../../kernel/rtnetlink/rtnetlink.js";
 import { sysctlSet } from "../../kernel/sysctl.js";
-import { TAP_IPV6_SYSCTLS, type TapCreator } from "../../kernel/tap-creator.js";
+import { hasTapIpv6Settings, TAP_IPV6_SYSCTLS, type TapCreator } from "../../kernel/tap-creator.js";
 import type { TapDeleter } from "../../kernel/tap-deleter.js";
 import type { StartDumps } from "../../node/node-setup.js";
 import { faultPoint } from "../../support/fault-point.js";
 import { isSpareTapName, type SpareTaps } from "./spare-taps.js";
 import type { DesiredTap } from "./desired-tap.js";
+import { RetiredTaps } from "./retired-taps.js";
 import { planTaps, tapActions } from "./tap-plan.js";
 
 export interface FunctionTapsOptions {
@@ -17,11 +18,6 @@ export interface FunctionTapsOptions {
   readonly spares: SpareTaps;
   readonly tapDeleter: TapDeleter;
   readonly logger: Logger;
-}
-
-/** What a guest TAP's IPv6 must be: off, with no address of its own, deaf to router advertisements. */
-function hasNoIpv6(conf: Ipv6LinkConf): boolean {
-  return conf.disabled && String(conf.acceptRa) === TAP_IPV6_SYSCTLS.accept_ra && String(conf.addrGenMode) === TAP_IPV6_SYSCTLS.addr_gen_mode;
 }
 
 /**
@@ -37,14 +33,18 @@ function turnIpv6Off(tapName: string): boolean {
 
 /**
  * The Function strategy's links: the persistent TAPs VMMs attach to, made (or taken from the
- * spares), deleted, and reconciled. It owns the devices named like instance TAPs (see
- * instance-naming.ts) and the spares; no other link is ever its orphan.
+ * spares), retired or deleted, and reconciled. It owns the devices named like instance TAPs
+ * (see instance-naming.ts), the spares and the retired TAPs (doomed names); no other link is
+ * ever its orphan.
  */
 export class FunctionTaps {
   private readonly options: FunctionTapsOptions;
+  private readonly retired: RetiredTaps;
 
   constructor(options: FunctionTapsOptions) {
     this.options = options;
+    const { rtnetlink, spares, tapDeleter, logger } = options;
+    this.retired = new RetiredTaps({ rtnetlink, spares, deleter: tapDeleter, ownership: options.taps.ownership, logger });
   }
 
   /**
@@ -75,16 +75,30 @@ export class FunctionTaps {
   }
 
   /**
+   * What a DESTROY does to the TAP: resolves once it is unusable and no longer bears the
+   * instance's name; it is deleted, or becomes a spare, in the background (RetiredTaps.retire).
+   */
+  retire(tap: DesiredTap, context: { readonly instanceId: string }): Promise<void> {
+    return this.retired.retire(tap, context);
+  }
+
+  /** Waits for the retired TAPs' background work, so that a stopped service leaves none of them. */
+  close(): Promise<void> {
+    return this.retired.close();
+  }
+
+  /**
    * Makes the node hold exactly the `desired` TAPs, as the dumps (those setup read, at start)
    * show them: missing ones made, broken ones repaired (address, up, MTU, route_localnet,
-   * IPv6, owner), ours that no instance wants removed. `isInstanceTap` says which TAP names
+   * IPv6, owner), ours that no instance wants removed, retired ones whose deletion was cut
+   * short (by a crash) deleted. `isInstanceTap` says which TAP names
    * belong to an instance, being destroyed ones included. Returns the actions taken.
    */
   async reconcile(desired: readonly DesiredTap[], isInstanceTap: (name: string) => boolean, start: StartDumps | undefined): Promise<Record<string, number>> {
     const { rtnetlink } = this.options;
     const links = start?.links ?? (await rtnetlink.linkList());
     const addresses = start?.addresses ?? (await rtnetlink.addrList());
-    const plan = planTaps(desired, { links, addresses });
+    const plan = planTaps(desired, { links, addresses }, (name) => this.retired.isSettling(name));
     for (const tap of plan.createTaps) await this.add(tap);
     for (const { tap, index, addAddress, setUp } of plan.repairTaps) {
       if (addAddress) await rtnetlink.addrReplace(index, tap.hostIp, tap.prefixLength, { name: tap.tapName });
@@ -107,13 +121,13 @@ export class FunctionTaps {
     // Spares too: one whose IPv6 was turned back on would become an instance's TAP with it.
     for (const link of links) {
       const ours = link.kind === "tun" && (isSpareTapName(link.name) || isInstanceTap(link.name));
-      if (ours && link.ipv6 !== undefined && !hasNoIpv6(link.ipv6) && turnIpv6Off(link.name)) ipv6Repaired++;
+      if (ours && link.ipv6 !== undefined && !hasTapIpv6Settings(link.ipv6) && turnIpv6Off(link.name)) ipv6Repaired++;
     }
     const nameByIndex = new Map(links.map((link) => [link.index, link.name]));
     for (const address of plan.removeAddresses) {
       await rtnetlink.addrDel(address.index, address.address, address.prefixLength, { name: nameByIndex.get(address.index) });
     }
-    await Promise.all(plan.deleteTaps.map((tapName) => this.delete(tapName)));
+    await Promise.all([...plan.deleteTaps, ...plan.deleteDoomedTaps].map((tapName) => this.delete(tapName)));
     const repaired = { route_localnet_repaired: localnetRepaired, ipv6_repaired: ipv6Repaired, tap_owner_repaired: ownerRepaired };
     return { ...tapActions(plan), ...Object.fromEntries(Object.entries(repaired).filter(([, count]) => count > 0)) };
   }

@@ -1,6 +1,7 @@
 import test from "ava";
 import { rejected, scriptedNetlink } from "../../../../test/helpers/scripted-netlink.js";
 import { createLogger } from "../../../logger.js";
+import { KernelError } from "../../kernel/kernel-error.js";
 import { isTapName, tapNameFor } from "../../model/instance-naming.js";
 import { NetworkError } from "../../model/network-error.js";
 import { Rtnetlink } from "../../kernel/rtnetlink/rtnetlink.js";
@@ -57,4 +58,59 @@ test("a spare that cannot be addressed once renamed fails the take with an error
   while (spares.size < 1) await new Promise((resolve) => setImmediate(resolve));
   const error = await t.throwsAsync(spares.take({ tapName: "rikaaaaaaaaaaaa", hostIp: "10.220.0.1", prefixLength: 30, mtu: 1500 }, true));
   t.is(error.message, "adding address 10.220.0.1/30 to link rikaaaaaaaaaaaa (index 42) failed: ENODEV (no such device)");
+});
+
+/** SpareTaps of `count` over fakes that record what they are asked; `reclaim` is what TapCreator.reclaim does. */
+function adopting(count: number, options: { rename?: "fails"; reclaim?: () => Promise<void>; index?: number } = {}) {
+  const calls: string[] = [];
+  const rtnetlink = {
+    linkRename: async (index: number, name: string) => {
+      calls.push(`rename ${index} to ${name}`);
+      if (options.rename === "fails") throw new KernelError(`renaming link ${index}`, "EEXIST");
+    },
+    addrFlush: async (index: number) => (calls.push(`flush ${index}`), 0),
+    linkIndex: async (name: string) => (calls.push(`look up ${name}`), options.index ?? 500),
+  } as unknown as Rtnetlink;
+  const taps = {
+    reclaim: async (name: string) => {
+      calls.push(`reclaim ${name}`);
+      await options.reclaim?.();
+    },
+    // A refill: what a spare missing after a failed adoption makes.
+    add: async (name: string) => (calls.push(`make ${name}`), { detached: Promise.resolve() }),
+  } as unknown as TapCreator;
+  const deleter = { delete: async (name: string) => void calls.push(`delete ${name}`) } as unknown as TapDeleter;
+  const spares = new SpareTaps({ count, taps, deleter, rtnetlink, logger: createLogger("error") });
+  return { spares, calls };
+}
+
+test("a retired TAP nothing holds becomes a ready spare: renamed, its addresses flushed, reclaimed, and checked to be the same device", async (t) => {
+  const { spares, calls } = adopting(1);
+  t.true(spares.wantsMore());
+  t.true(await spares.adopt(500, "rik-doom-dw"));
+  t.deepEqual(calls, ["rename 500 to rik-spare-0", "flush 500", "reclaim rik-spare-0", "look up rik-spare-0"]);
+  t.is(spares.size, 1);
+  t.false(spares.wantsMore(), "full");
+  t.false(await spares.adopt(501, "rik-doom-dx"), "a full pool adopts nothing");
+  await spares.close();
+  t.deepEqual(calls.slice(4), ["delete rik-spare-0"], "close deletes the adopted spare too");
+});
+
+test("a retired TAP that is still held, or that reclaim made anew, is deleted under its spare name, never made a spare; one that cannot be renamed is left to the caller", async (t) => {
+  const held = adopting(1, { reclaim: async () => Promise.reject(new KernelError("reclaiming TAP rik-spare-0 (TUNSETIFF)", "EBUSY")) });
+  t.true(await held.spares.adopt(500, "rik-doom-dw"));
+  t.deepEqual(held.calls, ["rename 500 to rik-spare-0", "flush 500", "reclaim rik-spare-0", "delete rik-spare-0"]);
+  t.is(held.spares.size, 0);
+  await held.spares.close();
+
+  const replaced = adopting(1, { index: 777 });
+  t.true(await replaced.spares.adopt(500, "rik-doom-dw"));
+  t.deepEqual(replaced.calls.slice(-1), ["delete rik-spare-0"], "another device than the retired one");
+  t.is(replaced.spares.size, 0);
+  await replaced.spares.close();
+
+  const unrenamed = adopting(1, { rename: "fails" });
+  t.false(await unrenamed.spares.adopt(500, "rik-doom-dw"));
+  t.deepEqual(unrenamed.calls, ["rename 500 to rik-spare-0"]);
+  await unrenamed.spares.close();
 });

@@ -1,4 +1,5 @@
 import type { Logger } from "../../../logger.js";
+import { KernelError } from "../../kernel/kernel-error.js";
 import { TAP_PREFIX } from "../../model/instance-naming.js";
 import { NetworkError } from "../../model/network-error.js";
 import type { LinkInfo, Rtnetlink } from "../../kernel/rtnetlink/rtnetlink.js";
@@ -51,11 +52,18 @@ export interface SpareTapsOptions {
  * characters), so reconcile never takes one for an orphan. A spare carries no address and
  * never comes up, so no rule matches a packet of it. The ones a crash left behind are
  * deleted at start, and close deletes the rest: a stopped service leaves none.
+ *
+ * A destroyed instance's TAP becomes a spare instead of a new one being made, when one is
+ * wanted (adopt), once TapCreator.reclaim has shown that nothing holds it and reset it.
  */
 export class SpareTaps {
   private readonly options: SpareTapsOptions;
   private readonly ready: Spare[] = [];
   private next = 0;
+  /** Spares on their way: one being made by fill, and retired TAPs being adopted. */
+  private making = 0;
+  private adopting = 0;
+  private readonly adoptions = new Set<Promise<unknown>>();
   private filling: Promise<void> | undefined;
   private cleaning: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -71,6 +79,11 @@ export class SpareTaps {
   /** Spares ready to be taken. */
   get size(): number {
     return this.ready.length;
+  }
+
+  /** Whether a retired TAP would be adopted now: fewer than `count` spares are ready or on their way. */
+  wantsMore(): boolean {
+    return !this.closed && this.ready.length + this.making + this.adopting < this.options.count;
   }
 
   /**
@@ -130,18 +143,74 @@ export class SpareTaps {
     return true;
   }
 
-  /** Stops refilling and deletes the spares. */
+  /**
+   * Makes the retired TAP `name` (index `index`: down, without its address, named outside the
+   * instance TAPs) a spare, when one is wanted (wantsMore). Resolves false when none is, or
+   * renaming it failed: it is still `name`, for the caller to delete. Resolves true once it
+   * bears the spare's name, whatever comes next: a TAP that something still holds (which
+   * TapCreator.reclaim refuses, whatever its carrier says), or that cannot be reset, is
+   * deleted, never made a spare.
+   *
+   * Equivalent to: `ip link set dev $name name rik-spare-N && ip -4 addr flush dev
+   * rik-spare-N`, then TapCreator.reclaim (attach, reset, detach)
+   */
+  adopt(index: number, name: string): Promise<boolean> {
+    if (!this.wantsMore()) return Promise.resolve(false);
+    this.adopting++;
+    const adoption = this.adoptAs(index, name, this.nextName()).finally(() => {
+      this.adopting--;
+      this.adoptions.delete(adoption);
+    });
+    this.adoptions.add(adoption);
+    return adoption.then((outcome) => {
+      // A TAP that could not be adopted leaves a spare missing: the usual refill makes it.
+      if (outcome === "deleted") this.schedule(REFILL_DELAY_MS);
+      return outcome !== "not renamed";
+    });
+  }
+
+  private async adoptAs(index: number, name: string, spare: string): Promise<"adopted" | "deleted" | "not renamed"> {
+    const { rtnetlink, logger } = this.options;
+    try {
+      await rtnetlink.linkRename(index, spare, { name });
+    } catch (error) {
+      logger.debug("a retired TAP could not be renamed into a spare", { tap: name, spare, error: (error as Error).message });
+      return "not renamed";
+    }
+    try {
+      // Any address someone added besides the instance's, which the DESTROY removed.
+      await rtnetlink.addrFlush(index, { name: spare });
+      await this.options.taps.reclaim(spare);
+      // TUNSETIFF makes a TAP when none bears the name: the one reclaimed must be the one retired.
+      const reclaimed = await rtnetlink.linkIndex(spare);
+      if (reclaimed !== index) throw new NetworkError("internal", `${spare} is another device (index ${reclaimed}) than the retired TAP (index ${index})`);
+      this.ready.push({ name: spare, index });
+      return "adopted";
+    } catch (error) {
+      const held = error instanceof KernelError && error.errno === "EBUSY";
+      logger.warn(
+        held
+          ? "a retired TAP is still held by a process, though its carrier is off; deleting it rather than making it a spare"
+          : "a retired TAP could not be made a spare; deleting it",
+        { tap: spare, index, error: (error as Error).message },
+      );
+      await this.options.deleter.delete(spare).catch(() => undefined);
+      return "deleted";
+    }
+  }
+
+  /** Stops refilling and deletes the spares, adopted ones too. */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
-    await Promise.all([this.filling, this.cleaning]);
+    await Promise.all([this.filling, this.cleaning, ...this.adoptions]);
     const spares = this.ready.splice(0);
     await Promise.all(spares.map((spare) => this.options.deleter.delete(spare.name).catch(() => undefined)));
   }
 
   private schedule(delayMs: number): void {
     if (this.closed || this.timer !== undefined || this.filling !== undefined) return;
-    if (this.ready.length >= this.options.count) return;
+    if (this.ready.length + this.adopting >= this.options.count) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.filling = this.fill().then((failed) => {
@@ -158,10 +227,10 @@ export class SpareTaps {
    * Resolves true when making one failed (logged), for a later retry; never rejects.
    */
   private async fill(): Promise<boolean> {
-    while (!this.closed && this.ready.length < this.options.count) {
-      const name = `${SPARE_PREFIX}${this.next}`;
-      this.next = (this.next + 1) % SPARE_NUMBERS;
+    while (!this.closed && this.ready.length + this.adopting < this.options.count) {
+      const name = this.nextName();
       let created = false;
+      this.making = 1;
       try {
         const { detached } = await this.options.taps.add(name);
         created = true;
@@ -176,8 +245,17 @@ export class SpareTaps {
           error: (error as Error).message,
         });
         return true;
+      } finally {
+        this.making = 0;
       }
     }
     return false;
+  }
+
+  /** The next spare name: numbers past every one used, cycling. */
+  private nextName(): string {
+    const name = `${SPARE_PREFIX}${this.next}`;
+    this.next = (this.next + 1) % SPARE_NUMBERS;
+    return name;
   }
 }

@@ -40,6 +40,17 @@ test("what no instance owns is removed: our TAPs and stray addresses on them", (
   t.deepEqual(tapActions(plan), { address_removed: 1, tap_removed: 1 });
 });
 
+test("retired TAPs (doomed names) are deleted, but those whose deletion is under way, and devices of another kind", (t) => {
+  const plan = planTaps(taps, {
+    ...healthy,
+    links: [...healthy.links, link(7, "rik-doom-7", { up: false }), link(8, "rik-doom-8", { up: false }), link(9, "rik-doom-9", { kind: "veth" }), link(10, "rik-spare-3", { up: false })],
+  }, (name) => name === "rik-doom-8");
+  t.deepEqual(plan.deleteDoomedTaps, ["rik-doom-7"]);
+  t.deepEqual(plan.deleteTaps, []);
+  t.deepEqual(tapActions(plan), { doomed_tap_removed: 1 });
+  t.deepEqual(planTaps(taps, { ...healthy, links: [...healthy.links, link(8, "rik-doom-8")] }).deleteDoomedTaps, ["rik-doom-8"], "at start, none is under way");
+});
+
 test("a device with our name that is not a TAP is replaced by one", (t) => {
   const plan = planTaps(taps, { ...healthy, links: [link(2, tapA.tapName, { kind: "veth" }), link(3, tapB.tapName)] });
   t.deepEqual(plan.createTaps, [tapA]);

@@ -1,6 +1,7 @@
 import { isTapName } from "../../model/instance-naming.js";
 import type { AddressInfo, LinkInfo } from "../../kernel/rtnetlink/rtnetlink.js";
 import type { DesiredTap } from "./desired-tap.js";
+import { isDoomedTapName } from "./retired-taps.js";
 
 export interface ObservedLinks {
   readonly links: readonly LinkInfo[];
@@ -19,15 +20,18 @@ export interface TapPlan {
   readonly repairTaps: readonly TapRepair[];
   readonly removeAddresses: readonly AddressInfo[];
   readonly deleteTaps: readonly string[];
+  /** Retired TAPs (doomed names) that no deletion of this process is under way for: a crash's leftovers. */
+  readonly deleteDoomedTaps: readonly string[];
 }
 
 /**
  * What to do so that the kernel holds exactly these TAPs: missing ones are made, ones that
  * lost their address or went down repaired; TAPs with our naming that no instance owns, and
- * stray addresses on ours, are removed. Pure, so that every decision reconcile takes can be
- * tested without a kernel.
+ * stray addresses on ours, are removed, and so are retired TAPs (doomed names) but those
+ * `settling` says are being deleted or adopted already. Pure, so that every decision
+ * reconcile takes can be tested without a kernel.
  */
-export function planTaps(taps: readonly DesiredTap[], observed: ObservedLinks): TapPlan {
+export function planTaps(taps: readonly DesiredTap[], observed: ObservedLinks, settling: (name: string) => boolean = () => false): TapPlan {
   const linkByName = new Map(observed.links.map((link) => [link.name, link]));
   const wantedTaps = new Map(taps.map((tap) => [tap.tapName, tap]));
   const addressesByIndex = new Map<number, AddressInfo[]>();
@@ -53,8 +57,9 @@ export function planTaps(taps: readonly DesiredTap[], observed: ObservedLinks): 
   const deleteTaps = observed.links
     .filter((link) => isTapName(link.name) && link.kind === "tun" && !wantedTaps.has(link.name))
     .map((link) => link.name);
+  const deleteDoomedTaps = observed.links.filter((link) => isDoomedTapName(link.name) && link.kind === "tun" && !settling(link.name)).map((link) => link.name);
 
-  return { createTaps, repairTaps, removeAddresses, deleteTaps };
+  return { createTaps, repairTaps, removeAddresses, deleteTaps, deleteDoomedTaps };
 }
 
 /** The plan as counts per action, for the one log line and the metrics of a reconcile. */
@@ -64,6 +69,7 @@ export function tapActions(plan: TapPlan): Record<string, number> {
     tap_repaired: plan.repairTaps.length,
     address_removed: plan.removeAddresses.length,
     tap_removed: plan.deleteTaps.length,
+    doomed_tap_removed: plan.deleteDoomedTaps.length,
   };
   return Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0));
 }
