@@ -30,6 +30,7 @@ const exact: ObservedKernel = {
     { name: "rikaaaa", up: true },
     { name: "rikbbbb", up: true },
   ],
+  retired: [],
   addresses: new Map([
     ["lo", ["127.0.0.1/8"]],
     ["rikaaaa", ["10.220.0.1/30"]],
@@ -43,15 +44,17 @@ test("compareKernel: exactly the listed instances is no difference", (t) => {
   t.deepEqual(compareKernel([a, b], exact, POOL), []);
 });
 
-test("compareKernel: a leaked TAP, a pool address elsewhere, a missing, a doubled DNAT, a down TAP, the other backend's state", (t) => {
+test("compareKernel: a leaked TAP, a retired one left, a pool address elsewhere, a missing, a doubled DNAT, a down TAP, the other backend's state", (t) => {
   const observed: ObservedKernel = {
     taps: [...exact.taps.map((tap) => (tap.name === "rikbbbb" ? { ...tap, up: false } : tap)), { name: "rikleak", up: true }],
+    retired: ["rik-doom-1a"],
     addresses: new Map([...exact.addresses, ["veth-world", ["10.220.0.9/30"]]]),
     dnats: [exact.dnats[0]!, exact.dnats[0]!],
     otherBackend: ["-A RIKLET-P15 -p tcp ..."],
   };
   t.deepEqual(compareKernel([a, b], observed, POOL), [
     "TAP unexpected: rikleak",
+    "retired TAP not deleted: rik-doom-1a",
     "TAP rikbbbb is down",
     "pool address 10.220.0.9/30 on veth-world, which is not an instance's TAP",
     "DNAT missing: udp 192.0.2.10:5353 -> 10.220.0.6:53",

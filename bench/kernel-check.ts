@@ -2,12 +2,12 @@
  * Whether a node's kernel holds exactly what its service says it holds: every instance that List
  * returns has its TAP, up, with its host address and nothing else, and its DNATs, each once, in
  * the backend's own state (map elements of `table inet rik-network` for nft, rules tagged
- * `rik:<id>` for iptables); there is no other TAP (spares aside), no pool address elsewhere, no
- * other DNAT, and nothing of the other backend. The comparison is pure; reading the kernel goes
+ * `rik:<id>` for iptables); there is no other TAP (spares aside), no retired TAP left, no pool
+ * address elsewhere, no other DNAT, and nothing of the other backend. The comparison is pure; reading the kernel goes
  * through test/helpers/kernel-state.ts.
  */
 import type { InstanceNetwork } from "../src/gen/rik/network/v1/workload_network_pb.js";
-import { ipAddrs, ipLinks, ipv4ByLink, normalizeIptablesSave, rulesMatching, tapLinks } from "../test/helpers/kernel-state.js";
+import { ipAddrs, ipLinks, ipv4ByLink, normalizeIptablesSave, retiredTapLinks, rulesMatching, tapLinks } from "../test/helpers/kernel-state.js";
 import { delay } from "../test/helpers/netns.js";
 import { Ipv4Cidr, parseIpv4 } from "../src/network/model/ipv4-cidr.js";
 import { runIn } from "./ns-run.js";
@@ -29,6 +29,8 @@ export function dnatText(protocol: string, hostIp: string, hostPort: number, gue
 export interface ObservedKernel {
   /** TAPs of the node (spares left out): name, up or not, IPv4 addresses. */
   readonly taps: readonly { readonly name: string; readonly up: boolean }[];
+  /** Retired TAPs of destroyed instances (`rik-doom-N`) not deleted (or made spares) yet. */
+  readonly retired: readonly string[];
   /** Link name to its IPv4 addresses, `a.b.c.d/len`, every link. */
   readonly addresses: ReadonlyMap<string, readonly string[]>;
   /** The DNATs of the backend under test, in `dnatText` form. */
@@ -64,6 +66,7 @@ export function compareKernel(networks: readonly InstanceNetwork[], observed: Ob
     observed.taps.map((tap) => tap.name),
     functions.map((fn) => fn.tapName),
   );
+  differences.push(...observed.retired.map((name) => `retired TAP not deleted: ${name}`));
   const expectedTaps = new Set(functions.map((fn) => fn.tapName));
   for (const fn of functions) {
     const tap = observed.taps.find((candidate) => candidate.name === fn.tapName);
@@ -158,12 +161,14 @@ export interface KernelReadOptions {
 export async function observeKernel({ ns, firewall, saveCommand }: KernelReadOptions): Promise<ObservedKernel> {
   const [links, addrs, save, listing] = await Promise.all([ipLinks(ns), ipAddrs(ns), runIn(ns, saveCommand, []), nftListing(ns)]);
   const taps = tapLinks(links).map((link) => ({ name: link.ifname, up: link.flags.includes("UP") }));
+  const retired = retiredTapLinks(links).map((link) => link.ifname);
   const addresses = ipv4ByLink(addrs);
   if (firewall === "nft") {
-    return { taps, addresses, dnats: listing === undefined ? [] : nftDnats(listing), otherBackend: iptablesLeftovers(save.stdout) };
+    return { taps, retired, addresses, dnats: listing === undefined ? [] : nftDnats(listing), otherBackend: iptablesLeftovers(save.stdout) };
   }
   return {
     taps,
+    retired,
     addresses,
     dnats: iptablesDnats(save.stdout),
     otherBackend: listing === undefined ? [] : [`table ${NFT_TABLE.family} ${NFT_TABLE.name}`],

@@ -153,7 +153,17 @@ async function main(request: ProfileRequest): Promise<ProfileReport> {
       await rtnetlink.linkDel(fresh);
       await firewall.add(instance, measure);
       await firewall.remove(instance, measure);
-      await measure("destroy: rtnetlink link del", () => rtnetlink.linkDel(instance.tapName));
+      // The service's DESTROY retires the TAP (RetiredTaps.retire) and deletes it in the background.
+      const doomed = `rik-doom-${index.toString(36)}`;
+      await measure("destroy: TAP retired: link index, then down + address removed + renamed (three requests at once)", async () => {
+        const tapIndex = await rtnetlink.linkIndex(instance.tapName);
+        await Promise.all([
+          rtnetlink.linkSetDown(tapIndex),
+          rtnetlink.addrDel(tapIndex, instance.hostIp, 30),
+          rtnetlink.linkRename(tapIndex, doomed),
+        ]);
+      });
+      await measure("background: retired TAP deleted (rtnetlink link del)", () => rtnetlink.linkDel(doomed));
       await measure("destroy: state record (journal line, fdatasync)", () => removeRecord(instance.id));
     }
   } finally {

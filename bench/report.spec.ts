@@ -141,7 +141,7 @@ test("profile summary: sequential sum and the overlapped critical path", (t) => 
         "create: rtnetlink link up": [1],
         "create: iptables-restore append the DNAT": [5],
         "destroy: iptables-restore delete the DNAT": [30],
-        "destroy: rtnetlink link del": [20],
+        "destroy: TAP retired": [20],
       },
     },
   ]);
