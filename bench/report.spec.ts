@@ -125,6 +125,9 @@ test("targets: a churn shorter than the target's says so, and what was not measu
   t.is(churnTarget.judged, "iptables");
   t.regex(churnTarget.note!, /ran 10 s, the target is for 60 s/);
   t.is(targets.find((target) => target.label === "data path p50 @0 vs 1 exposed")!.pass, null);
+  // Size 0 alone: each latency target once, not again as 5000's stand-in.
+  t.is(targets.filter((target) => target.label === "destroy p50 @0").length, 1);
+  t.is(targets.filter((target) => target.label === "create p50 @0").length, 1);
 });
 
 test("renderTable aligns columns", (t) => {
