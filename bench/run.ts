@@ -281,7 +281,11 @@ async function run(options: BenchOptions, results: Results, progress: Progress, 
   const host = await hostInfo();
   results.host = host;
   progress.step(`${host.cpus} CPUs, kernel ${host.kernel}, node ${host.node}, ${host.iptables}, ${host.nft}; load average ${host.loadAverage.join(" ")}`);
-  if (host.loadAverage[0]! > host.cpus / 2) notes.push(`the machine was busy at start (load average ${host.loadAverage.join(" ")}): figures may be noisy`);
+  // The load average lags by minutes (and counts tasks waiting on the kernel); the CPUs' idle time over one second is what the run starts with.
+  const atStart = await settle({ maxMs: 0, windowMs: 1000 });
+  if (!atStart.quiet) {
+    notes.push(`the machine was busy at start (CPUs ${Math.round(atStart.idle * 100)}% idle, load average ${host.loadAverage.join(" ")}): figures may be noisy`);
+  }
 
   // The service runs compiled, as deployed; build it first when src/ is newer than dist/.
   if (await ensureBuilt((line) => progress.step(line))) notes.push("dist/ was rebuilt from src/ (npm run build) before the run");
