@@ -1,9 +1,11 @@
 /**
  * What a refused request must leave byte-identical on the node: the raw JSON of `ip -j link`
- * and `ip -j addr`, and the whole ruleset, IPv4 and IPv6, timestamps of iptables-save aside. The service's
+ * and `ip -j addr`, and the whole ruleset of both firewall backends, iptables (IPv4 and IPv6,
+ * timestamps of iptables-save aside) and `nft list ruleset` (counters aside). The service's
  * spare TAPs are left out: it makes them in the background, whatever the requests.
  */
 import { isSpareTapName } from "../../src/network/strategies/function/spare-taps.js";
+import { NFT, normalizeNftRuleset } from "./kernel-state.js";
 import type { Topology } from "./netns.js";
 
 export interface HostState {
@@ -11,6 +13,7 @@ export interface HostState {
   readonly addrs: string;
   readonly rules: string;
   readonly rules6: string;
+  readonly nft: string;
 }
 
 /**
@@ -19,11 +22,12 @@ export interface HostState {
  * address detection clears about a second after a link comes up, and each link's carrier.
  */
 export async function hostState(topology: Topology): Promise<HostState> {
-  const [links, addrs, rules, rules6] = await Promise.all([
+  const [links, addrs, rules, rules6, nft] = await Promise.all([
     topology.execNode("ip", ["-j", "link"]),
     topology.execNode("ip", ["-j", "addr"]),
     topology.execNode("iptables-save"),
     topology.execNode("ip6tables-save"),
+    topology.execNode(NFT, ["list", "ruleset"]),
   ]);
   const untimed = (save: string) => save.replace(/^# (Generated|Completed) .*$/gm, "");
   return {
@@ -31,6 +35,7 @@ export async function hostState(topology: Topology): Promise<HostState> {
     addrs: withoutSpares(String(addrs.stdout)).replaceAll('"tentative":true,', ""),
     rules: untimed(String(rules.stdout)),
     rules6: untimed(String(rules6.stdout)),
+    nft: normalizeNftRuleset(String(nft.stdout)),
   };
 }
 
