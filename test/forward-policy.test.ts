@@ -14,7 +14,7 @@ import { testOnBackend } from "./helpers/backend-test.js";
 import { httpGet, startHttpServer } from "./helpers/guest-relay.js";
 import { kernelDiff } from "./helpers/kernel-diff.js";
 import { iptablesSave, rulesByTable } from "./helpers/kernel-state.js";
-import type { Topology } from "./helpers/netns.js";
+import type { TeardownHost } from "./helpers/netns.js";
 import { startNode } from "./helpers/start-node.js";
 import { startService } from "./helpers/service-process.js";
 import { functionDefinition, WorkloadClient } from "./helpers/workload-client.js";
@@ -29,8 +29,16 @@ const FOREIGN_RULES: readonly string[][] = [
   ["-t", "nat", "-A", "POSTROUTING", "-s", "192.0.2.0/24", "-j", "RETURN"],
 ];
 
-async function installForeignRules(topology: Topology): Promise<void> {
-  for (const rule of FOREIGN_RULES) await topology.execNode("iptables", rule);
+/** The service started on a node where the other tool's rules are already in place, and iptables-save as that tool left it. */
+async function foreignFirewalledNode(t: TeardownHost) {
+  let foreign = "";
+  const node = await startNode(t, {
+    beforeService: async (topology) => {
+      for (const rule of FOREIGN_RULES) await topology.execNode("iptables", rule);
+      foreign = await iptablesSave(topology.node);
+    },
+  });
+  return { ...node, foreign };
 }
 
 /** True when `part` appears in `whole` in the same order (other lines may sit in between). */
@@ -65,13 +73,7 @@ const FORWARD_DROP_WARNING = /another table drops forwarded packets by default/;
 
 // The iptables backend's own FORWARD jump makes the instances work: only under that backend.
 testOnBackend("iptables", "with FORWARD policy DROP and another tool's rules, traffic flows, the jump is first and once, and foreign rules stay as they were", async (t) => {
-  let foreign = "";
-  const { topology, service, client } = await startNode(t, {
-    beforeService: async (topology) => {
-      await installForeignRules(topology);
-      foreign = await iptablesSave(topology.node);
-    },
-  });
+  const { topology, service, client, foreign } = await foreignFirewalledNode(t);
   t.regex(foreign, /^:FORWARD DROP$/m, "the setup took");
 
   // Step 1: an instance with a guest, under the other tool's DROP policy.
@@ -113,13 +115,7 @@ testOnBackend("iptables", "with FORWARD policy DROP and another tool's rules, tr
 
 // The nft backend's table cannot override another table's drop: only under that backend.
 testOnBackend("nft", "with FORWARD policy DROP and another tool's rules, it warns naming that chain, leaves iptables exactly as it was, and traffic flows once the operator accepts rik+ there", async (t) => {
-  let foreign = "";
-  const { topology, service, client } = await startNode(t, {
-    beforeService: async (topology) => {
-      await installForeignRules(topology);
-      foreign = await iptablesSave(topology.node);
-    },
-  });
+  const { topology, service, client, foreign } = await foreignFirewalledNode(t);
   t.regex(foreign, /^:FORWARD DROP$/m, "the setup took");
 
   // Step 1: the service saw the drop policy and said where it is.
