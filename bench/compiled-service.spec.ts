@@ -33,7 +33,8 @@ test("newestMtimeMs walks directories, takes files as they are, and skips what i
 });
 
 test("the compiled service (startCompiledService) runs dist/main.js serve with the harness's flags", (t) => {
-  const args = serviceArgs({ nodeNs: "ns", socketPath: "/tmp/x/rik.sock", pool: "10.220.0.0/16", logLevel: "warn", extraArgs: ["--iptables-backend", "nft"], compiled: true });
+  const options = { nodeNs: "ns", socketPath: "/tmp/x/rik.sock", pool: "10.220.0.0/16", logLevel: "warn", compiled: true } as const;
+  const args = serviceArgs({ ...options, firewallBackend: "iptables", extraArgs: ["--iptables-backend", "nft"] });
   t.deepEqual(args, [
     COMPILED_MAIN,
     "serve",
@@ -47,8 +48,13 @@ test("the compiled service (startCompiledService) runs dist/main.js serve with t
     "test-node",
     "--log-level",
     "warn",
+    "--firewall-backend",
+    "iptables",
     "--iptables-backend",
     "nft",
   ]);
+  // A --firewall-backend of the caller's replaces the harness's.
+  const own = serviceArgs({ ...options, extraArgs: ["--firewall-backend", "auto"] });
+  t.deepEqual(own.slice(own.indexOf("warn") + 1), ["--firewall-backend", "auto"]);
   t.true(COMPILED_MAIN.endsWith(path.join("dist", "main.js")));
 });

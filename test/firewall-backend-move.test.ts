@@ -4,10 +4,9 @@
  * whole time. Then back again. The test names both backends itself, so it runs in the nft
  * pass of `npm test` only (scripts/test runs every integration test once per backend).
  */
-import test from "ava";
 import type { InstanceNetwork } from "../src/gen/rik/network/v1/workload_network_pb.js";
 import { findNft } from "../src/network/firewall/nftables/nft-firewall.js";
-import { TEST_FIREWALL_BACKEND } from "./helpers/firewall-backend.js";
+import { testOnBackend } from "./helpers/backend-test.js";
 import { fleetGuestBody, startGuestFleet } from "./helpers/guest-fleet.js";
 import { ip6tablesSave, iptablesSave } from "./helpers/kernel-state.js";
 import { delay, execIn, Topology } from "./helpers/netns.js";
@@ -33,9 +32,9 @@ function ourRules(save: string): string[] {
   return save.split("\n").filter((line) => /rik|RIKLET/.test(line));
 }
 
-const register = TEST_FIREWALL_BACKEND === "nft" ? test : test.skip;
 
-register("a restart with the other backend moves the node: the old backend's rules go, the new one's come, guests answer throughout", async (t) => {
+// It names both backends itself: in the nft pass only.
+testOnBackend("nft", "a restart with the other backend moves the node: the old backend's rules go, the new one's come, guests answer throughout", async (t) => {
   t.timeout(4 * 60_000);
   const topology = await Topology.create({ teardown: t });
   const start = (backend: "nft" | "iptables", socketPath?: string) =>
