@@ -89,12 +89,18 @@ export function expectedNftChains(): Record<string, { hook: string | undefined; 
   return {
     raw_prerouting: {
       hook: hook("filter", "prerouting", "raw"),
-      rules: ['iifname "rik*" meta nfproto ipv6 drop', 'iifname != "lo" ip daddr 127.0.0.0/8 drop', 'iifname "rik*" fib saddr . iif oif missing drop'],
+      rules: [
+        'iifname "rik*" meta nfproto ipv6 drop',
+        'iifname != "lo" ip daddr 127.0.0.0/8 drop',
+        'iifname "rik*" fib saddr . iif oif missing drop',
+        'iifname "rik*" fib saddr type != unicast drop',
+      ],
     },
-    nat_prerouting: { hook: hook("nat", "prerouting", "dstnat"), rules: dnat },
-    nat_output: { hook: hook("nat", "output", "-100"), rules: dnat },
+    // One before the standard NAT priorities, as nft 1.0.6 prints them.
+    nat_prerouting: { hook: hook("nat", "prerouting", "dstnat - 1"), rules: dnat },
+    nat_output: { hook: hook("nat", "output", "-101"), rules: dnat },
     nat_postrouting: {
-      hook: hook("nat", "postrouting", "srcnat"),
+      hook: hook("nat", "postrouting", "srcnat - 1"),
       rules: [
         "ip saddr @pool ip daddr != @pool masquerade",
         "ip saddr @pool ip daddr @pool ct status dnat masquerade",
