@@ -3,15 +3,16 @@
  * throwaway namespace: what the plan writes, listed back and planned again, needs nothing;
  * drift made by hand is planned away until, again, nothing is needed. These check the
  * rendering and the parser together (the unit specs check each alone); the service's own use
- * of them is covered by every integration test of the nft pass.
+ * of them is covered by every integration test of the nft pass. They start no service, so
+ * both passes of `npm test` run them alike.
  */
+import test from "ava";
 import { findNft } from "../src/network/firewall/nftables/nft-firewall.js";
 import { parseTableListing } from "../src/network/firewall/nftables/nft-listing.js";
 import { chunks, planTable, type TablePlan } from "../src/network/firewall/nftables/nft-plan.js";
 import { instanceElements, nodeTable, renderAddElements, renderDeleteElements, type MapElement } from "../src/network/firewall/nftables/nft-rules.js";
 import type { NodeFirewallPolicy } from "../src/network/firewall/firewall.js";
 import { createNamespace, deleteNamespace, execIn, uniqueName } from "./helpers/netns.js";
-import { testOnBackend } from "./helpers/backend-test.js";
 
 const nft = findNft();
 
@@ -58,8 +59,7 @@ const policies: readonly [string, NodeFirewallPolicy][] = [
 
 
 for (const [name, policy] of policies) {
-  // Backend-specific by nature: in the nft pass of `npm test` only.
-  testOnBackend("nft", `${name}: the table as planned, listed back, needs nothing more`, async (t) => {
+  test(`${name}: the table as planned, listed back, needs nothing more`, async (t) => {
     const ns = await inNamespace(t);
     const wanted = elementsOf(1500);
     const plan = planTable(nodeTable(policy), wanted, undefined);
@@ -71,8 +71,7 @@ for (const [name, policy] of policies) {
   });
 }
 
-// Backend-specific by nature: in the nft pass only.
-testOnBackend("nft", "drift made by hand is planned away: deleted and foreign rules, elements gone, changed and added, a set emptied, a chain on another hook, a stray chain and set", async (t) => {
+test("drift made by hand is planned away: deleted and foreign rules, elements gone, changed and added, a set emptied, a chain on another hook, a stray chain and set", async (t) => {
   const ns = await inNamespace(t);
   const policy = policies[0]![1];
   const wanted = elementsOf(40);
