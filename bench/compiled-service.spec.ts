@@ -32,9 +32,9 @@ test("newestMtimeMs walks directories, takes files as they are, and skips what i
   }
 });
 
-test("the compiled service (startCompiledService) runs dist/main.js serve with the harness's flags, and the bench's --firewall-backend alone", (t) => {
-  const extraArgs = ["--firewall-backend", "iptables", "--iptables-backend", "nft"];
-  const args = serviceArgs({ nodeNs: "ns", socketPath: "/tmp/x/rik.sock", pool: "10.220.0.0/16", logLevel: "warn", extraArgs, compiled: true });
+test("the compiled service (startCompiledService) runs dist/main.js serve with the harness's flags", (t) => {
+  const options = { nodeNs: "ns", socketPath: "/tmp/x/rik.sock", pool: "10.220.0.0/16", logLevel: "warn", compiled: true } as const;
+  const args = serviceArgs({ ...options, firewallBackend: "iptables", extraArgs: ["--iptables-backend", "nft"] });
   t.deepEqual(args, [
     COMPILED_MAIN,
     "serve",
@@ -53,5 +53,8 @@ test("the compiled service (startCompiledService) runs dist/main.js serve with t
     "--iptables-backend",
     "nft",
   ]);
+  // A --firewall-backend of the caller's replaces the harness's.
+  const own = serviceArgs({ ...options, extraArgs: ["--firewall-backend", "auto"] });
+  t.deepEqual(own.slice(own.indexOf("warn") + 1), ["--firewall-backend", "auto"]);
   t.true(COMPILED_MAIN.endsWith(path.join("dist", "main.js")));
 });

@@ -1,7 +1,7 @@
 /**
  * A table-driven corpus of bad requests. Each gets its precise gRPC code and a message
  * naming what is wrong, and leaves the node byte-identical: `ip -j link`, `ip -j addr`
- * and `iptables-save` are the same before and after it.
+ * and the firewall (`iptables-save`, `nft list ruleset`) are the same before and after it.
  */
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";

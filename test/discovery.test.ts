@@ -6,7 +6,7 @@
 import test from "ava";
 import { httpGet, startGuest, startHttpServer } from "./helpers/guest-relay.js";
 import { checkHealth, createHealthClient } from "./helpers/health-client.js";
-import { iptablesSave, ipLinks, tapLinks } from "./helpers/kernel-state.js";
+import { firewallState, ipLinks, tapLinks } from "./helpers/kernel-state.js";
 import { Topology } from "./helpers/netns.js";
 import { DynamicClient, ReflectionClient } from "./helpers/reflection-client.js";
 import { startService } from "./helpers/service-process.js";
@@ -56,7 +56,7 @@ test("a client built only from reflection creates a Function, a guest booted wit
   t.teardown(() => reflection.close());
   const client = new DynamicClient(service.address, await reflection.registryFor(SERVICE), SERVICE);
   t.teardown(() => client.close());
-  const before = { rules: await iptablesSave(topology.node), taps: tapLinks(await ipLinks(topology.node)) };
+  const before = { rules: await firewallState(topology.node), taps: tapLinks(await ipLinks(topology.node)) };
 
   // Step 1: Apply CREATE in proto-JSON, the way grpcurl -d would send it.
   const definition = JSON.stringify({
@@ -86,7 +86,7 @@ test("a client built only from reflection creates a Function, a guest booted wit
   await guest.stop();
   const destroyed = (await client.call("Apply", { instanceId: "reflected-1", action: "DESTROY" })) as { network: { status: string } };
   t.is(destroyed.network.status, "TERMINATED");
-  t.deepEqual(await iptablesSave(topology.node), before.rules);
+  t.deepEqual(await firewallState(topology.node), before.rules);
   t.deepEqual(tapLinks(await ipLinks(topology.node)), before.taps);
   t.false((await httpGet(topology.world, `http://${topology.nodeIp}:8088/`, 1000)).ok);
 });

@@ -7,8 +7,9 @@
  */
 import test from "ava";
 import { attachGuest } from "./helpers/attach-guest.js";
+import { TEST_FIREWALL_BACKEND } from "./helpers/firewall-backend.js";
 import { httpGet, startHttpServer } from "./helpers/guest-relay.js";
-import { iptablesSave, rulesMatching } from "./helpers/kernel-state.js";
+import { iptablesSave, nftTable, rulesMatching } from "./helpers/kernel-state.js";
 import type { TeardownHost } from "./helpers/netns.js";
 import { isRefusal } from "./helpers/refusal.js";
 import { startNode } from "./helpers/start-node.js";
@@ -20,6 +21,26 @@ const METADATA = "169.254.169.254";
 const DOCUMENTATION = "198.51.100.10";
 /** An address of the node itself in the link-local range, through which an exposed port is hairpinned. */
 const NODE_LINK_LOCAL = "169.254.10.1";
+
+/**
+ * Under nft, what the deny consists of: the `egress_deny` set's elements, and every rule that
+ * matches it (`chain: rule`), in order.
+ */
+async function nftEgressDeny(ns: string): Promise<{ set: readonly string[] | undefined; rules: string[] }> {
+  const table = await nftTable(ns);
+  const rules = Object.entries(table?.chains ?? {}).flatMap(([name, chain]) =>
+    chain.rules.filter((rule) => rule.text.includes("@egress_deny")).map((rule) => `${name}: ${rule.text}`),
+  );
+  return { set: table?.sets["egress_deny"], rules };
+}
+
+/** The nft rules that refuse what is in `egress_deny`: forwarded (by conntrack's original destination) and to the node. */
+const NFT_DENY_RULES = [
+  'filter_forward: iifname "rik*" ct direction original ct original ip daddr @egress_deny meta l4proto tcp reject with tcp reset',
+  'filter_forward: iifname "rik*" ct direction original ct original ip daddr @egress_deny reject',
+  "guest_input: ip daddr @egress_deny meta l4proto tcp reject with tcp reset",
+  "guest_input: ip daddr @egress_deny reject",
+];
 
 /** A guest behind a function exposing 8080, and world servers on the metadata address, a documentation address and the world's own. */
 async function egressNode(t: TeardownHost, extraArgs: readonly string[] = []) {
@@ -78,14 +99,18 @@ test("by default a guest is refused 169.254.0.0/16, forwarded (metadata) or on t
   t.deepEqual(servers.metadataUdp.datagrams(), []);
   await topology.execNode("iptables", ["-t", "raw", "-D", "PREROUTING", "-p", "udp", "--dport", "53", "-j", "NOTRACK"]);
 
-  // Step 6: the rules, in the node's kernel.
-  const filter = await iptablesSave(topology.node, "filter");
-  t.deepEqual(rulesMatching(filter, "169.254.0.0/16"), [
-    "-A RIKLET-FORWARD -i rik+ -p tcp -m conntrack --ctorigdst 169.254.0.0/16 --ctdir ORIGINAL -m comment --comment rik-network -j REJECT --reject-with tcp-reset",
-    "-A RIKLET-FORWARD -i rik+ -m conntrack --ctorigdst 169.254.0.0/16 --ctdir ORIGINAL -m comment --comment rik-network -j REJECT --reject-with icmp-port-unreachable",
-    "-A RIKLET-INPUT -d 169.254.0.0/16 -p tcp -m comment --comment rik-network -j REJECT --reject-with tcp-reset",
-    "-A RIKLET-INPUT -d 169.254.0.0/16 -m comment --comment rik-network -j REJECT --reject-with icmp-port-unreachable",
-  ]);
+  // Step 6: the rules, in the node's kernel: four iptables rules, or the nft set and the four rules that match it.
+  if (TEST_FIREWALL_BACKEND === "nft") {
+    t.deepEqual(await nftEgressDeny(topology.node), { set: ["169.254.0.0/16"], rules: NFT_DENY_RULES });
+  } else {
+    const filter = await iptablesSave(topology.node, "filter");
+    t.deepEqual(rulesMatching(filter, "169.254.0.0/16"), [
+      "-A RIKLET-FORWARD -i rik+ -p tcp -m conntrack --ctorigdst 169.254.0.0/16 --ctdir ORIGINAL -m comment --comment rik-network -j REJECT --reject-with tcp-reset",
+      "-A RIKLET-FORWARD -i rik+ -m conntrack --ctorigdst 169.254.0.0/16 --ctdir ORIGINAL -m comment --comment rik-network -j REJECT --reject-with icmp-port-unreachable",
+      "-A RIKLET-INPUT -d 169.254.0.0/16 -p tcp -m comment --comment rik-network -j REJECT --reject-with tcp-reset",
+      "-A RIKLET-INPUT -d 169.254.0.0/16 -m comment --comment rik-network -j REJECT --reject-with icmp-port-unreachable",
+    ]);
+  }
 });
 
 test("--egress-deny with a list of its own replaces the default: the listed range is refused, metadata is reached", async (t) => {
@@ -96,7 +121,8 @@ test("--egress-deny with a list of its own replaces the default: the listed rang
   t.deepEqual(servers.documentation.requests(), []);
   t.like(await httpGet(guest.guestNs, `http://${METADATA}/`, 5000), { ok: true, body: "metadata" });
   t.like(await httpGet(guest.guestNs, `http://${topology.worldIp}:9000/`, 5000), { ok: true, body: "world" });
-  t.deepEqual(rulesMatching(await iptablesSave(topology.node, "filter"), "169.254."), []);
+  if (TEST_FIREWALL_BACKEND === "nft") t.deepEqual(await nftEgressDeny(topology.node), { set: ["198.51.100.0/24"], rules: NFT_DENY_RULES });
+  else t.deepEqual(rulesMatching(await iptablesSave(topology.node, "filter"), "169.254."), []);
 });
 
 test("--egress-deny none turns it off, with a warning: the guest reaches the metadata address", async (t) => {
@@ -106,5 +132,7 @@ test("--egress-deny none turns it off, with a warning: the guest reaches the met
   t.regex(warning.message, /169\.254\.169\.254/);
   t.like(await httpGet(guest.guestNs, `http://${METADATA}/`, 5000), { ok: true, body: "metadata" });
   t.deepEqual(servers.metadata.requests().map((r) => r.remoteAddress), [topology.nodeIp], "masqueraded as the node");
-  t.deepEqual(rulesMatching(await iptablesSave(topology.node, "filter"), "--ctorigdst"), []);
+  // Under nft the rules stay, matching an empty set.
+  if (TEST_FIREWALL_BACKEND === "nft") t.deepEqual(await nftEgressDeny(topology.node), { set: [], rules: NFT_DENY_RULES });
+  else t.deepEqual(rulesMatching(await iptablesSave(topology.node, "filter"), "--ctorigdst"), []);
 });

@@ -1,14 +1,16 @@
 /**
  * The Function data path end to end: the real service in a node namespace, called over its
- * unix socket; kernel state read back with `ip -j` and `iptables-save`; real packets from a
- * world namespace to a guest attached to the TAP the way a VMM attaches to it.
+ * unix socket; kernel state read back with `ip -j` and, per firewall backend, `iptables-save`
+ * or `nft list`; real packets from a world namespace to a guest attached to the TAP the way a
+ * VMM attaches to it.
  */
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";
 import { attachGuest } from "./helpers/attach-guest.js";
 import { httpGet, startHttpServer } from "./helpers/guest-relay.js";
-import { iptablesSave, ipAddrs, ipLinks, ipv4ByLink, rulesMatching, tapLinks } from "./helpers/kernel-state.js";
-import { expectedNodeRules, kernelDiff } from "./helpers/kernel-diff.js";
+import { TEST_FIREWALL_BACKEND } from "./helpers/firewall-backend.js";
+import { firewallState, iptablesSave, ipAddrs, ipLinks, ipv4ByLink, nftTable, NO_FIREWALL, rulesMatching, tapLinks } from "./helpers/kernel-state.js";
+import { expectedNftChains, expectedNodeRules, kernelDiff } from "./helpers/kernel-diff.js";
 import { Topology } from "./helpers/netns.js";
 import { startService } from "./helpers/service-process.js";
 import { failureOf, functionDefinition, ResourceStatus, WorkloadClient } from "./helpers/workload-client.js";
@@ -33,7 +35,7 @@ function instanceOf(status: WorkerStatus): InstanceMetric | undefined {
 
 test("CREATE makes the TAP, its address and exactly the instance's rules; DESTROY removes them all", async (t) => {
   const { topology, client } = await startNode(t);
-  const nodeRulesBefore = await iptablesSave(topology.node);
+  const nodeRulesBefore = await firewallState(topology.node);
 
   // Step 1: CREATE a Function exposing node port 8080 to guest port 3000.
   const network = await client.create("fn-a", functionDefinition({ exposure: { port: 8080, targetPort: 3000 } }));
@@ -66,12 +68,19 @@ test("CREATE makes the TAP, its address and exactly the instance's rules; DESTRO
   t.is(tap?.mtu, 1500);
   t.deepEqual(ipv4ByLink(await ipAddrs(topology.node)).get(fn.tapName), ["10.220.0.1/30"]);
 
-  // Step 3: exactly the instance's rule (its DNAT), tagged with its id, and the node's rules once each.
-  const save = await iptablesSave(topology.node);
-  t.deepEqual(rulesMatching(save, '"rik:fn-a"').sort(), [
-    `-A RIKLET-P15 -p tcp -m tcp --dport 8080 -m comment --comment "rik:fn-a" -j DNAT --to-destination 10.220.0.2:3000`,
-  ]);
-  t.deepEqual(rulesMatching(save, "rik-network").sort(), expectedNodeRules(POOL).sort());
+  // Step 3: exactly the instance's DNAT (a rule tagged with its id, or a map element), and the node's rules once each.
+  if (TEST_FIREWALL_BACKEND === "nft") {
+    const table = await nftTable(topology.node);
+    t.deepEqual(table?.elements, ["tcp . 8080 : 10.220.0.2 . 3000"]);
+    const chains = Object.fromEntries(Object.entries(table?.chains ?? {}).map(([name, chain]) => [name, { hook: chain.hook, rules: chain.rules.map((rule) => rule.text) }]));
+    t.deepEqual(chains, expectedNftChains());
+  } else {
+    const save = await iptablesSave(topology.node);
+    t.deepEqual(rulesMatching(save, '"rik:fn-a"').sort(), [
+      `-A RIKLET-P15 -p tcp -m tcp --dport 8080 -m comment --comment "rik:fn-a" -j DNAT --to-destination 10.220.0.2:3000`,
+    ]);
+    t.deepEqual(rulesMatching(save, "rik-network").sort(), expectedNodeRules(POOL).sort());
+  }
   t.deepEqual(await kernelDiff(topology.node, [network], POOL), []);
   t.is(String((await topology.execNode("sysctl", ["-n", "net.ipv4.ip_forward"])).stdout).trim(), "1");
   // 127.0.0.1 DNATed to the guest keeps its loopback source up to POSTROUTING: the TAP must accept that route.
@@ -81,7 +90,7 @@ test("CREATE makes the TAP, its address and exactly the instance's rules; DESTRO
   const destroyed = await client.destroy("fn-a");
   t.is(destroyed.status, ResourceStatus.TERMINATED);
   t.deepEqual(tapLinks(await ipLinks(topology.node)), []);
-  t.is(await iptablesSave(topology.node), nodeRulesBefore);
+  t.deepEqual(await firewallState(topology.node), nodeRulesBefore);
 
   // Step 5: the /30 went back to the pool.
   const next = await client.create("fn-b", functionDefinition());
@@ -169,17 +178,17 @@ test("a restart leaves networks in the kernel and sets the node up again without
   client.close();
   const guest = await attachGuest(topology.node, network);
   await startHttpServer(guest.guestNs, 3000, "still here");
-  const before = await iptablesSave(topology.node);
+  const before = await firewallState(topology.node);
 
   const exit = await first.stop("SIGTERM");
   t.is(exit.exitCode, 0);
   t.false(exit.forced);
-  t.is(await iptablesSave(topology.node), before, "SIGTERM tears nothing down");
+  t.deepEqual(await firewallState(topology.node), before, "SIGTERM tears nothing down");
   t.deepEqual(await httpGet(topology.world, `http://${topology.nodeIp}:8080/`, 5000), { ok: true, status: 200, body: "still here" });
 
   const second = await startService({ nodeNs: topology.node, pool: POOL, socketPath: first.socketPath });
   t.teardown(() => second.stop());
-  t.is(await iptablesSave(topology.node), before, "a second setup adds nothing");
+  t.deepEqual(await firewallState(topology.node), before, "a second setup adds nothing");
   t.deepEqual(await httpGet(topology.world, `http://${topology.nodeIp}:8080/`, 5000), { ok: true, status: 200, body: "still here" });
 });
 
@@ -187,5 +196,5 @@ test("the service refuses to start when the pool overlaps an address of the host
   const topology = await Topology.create({ teardown: t });
   const error = await t.throwsAsync(startService({ nodeNs: topology.node, pool: "198.18.0.0/16" }));
   t.regex(error?.message ?? "", /address pool 198\.18\.0\.0\/16 overlaps the host's address 198\.18\.0\.1\/24 on veth-world/);
-  t.deepEqual(await iptablesSave(topology.node), "", "nothing was set up");
+  t.deepEqual(await firewallState(topology.node), NO_FIREWALL, "nothing was set up");
 });

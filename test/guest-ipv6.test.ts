@@ -1,13 +1,15 @@
 /**
  * IPv6 from a hostile guest. Guests are IPv4 only: the host side of every TAP has IPv6 off
- * (disable_ipv6, no link-local address, accept_ra 0), and ip6tables drops whatever arrives from
- * a guest TAP should those settings be turned back on. The guest here is a frame injector
+ * (disable_ipv6, no link-local address, accept_ra 0), and the firewall drops whatever arrives from
+ * a guest TAP should those settings be turned back on: an ip6tables rule in raw PREROUTING with
+ * the iptables backend, the `meta nfproto ipv6 drop` rule of raw_prerouting with the nft one. The guest here is a frame injector
  * attached to the TAP as a VMM attaches: it writes the frames a compromised guest kernel
  * could send. A control TAP made by hand in the same node namespace (`ctl0`, with the
  * kernel's IPv6 defaults, outside `rik+`) gets the same frames, to prove that each one does
  * reach the node when nothing stops it.
  */
 import test from "ava";
+import { TEST_FIREWALL_BACKEND } from "./helpers/firewall-backend.js";
 import { startHttpServer } from "./helpers/guest-relay.js";
 import { createTap } from "./helpers/hand-made-guest.js";
 import { attachHostileGuest, type HostileGuest } from "./helpers/hostile-guest.js";
@@ -22,7 +24,7 @@ import {
   tcpSyn,
   udpDatagram,
 } from "./helpers/ipv6-frames.js";
-import { ipJson, sparesOnce, tapIpv6, WITHOUT_IPV6, type IpAddr, type IpLink, type IpRoute } from "./helpers/kernel-state.js";
+import { ipJson, NFT, nftTable, sparesOnce, tapIpv6, WITHOUT_IPV6, type IpAddr, type IpLink, type IpRoute, type NftRule } from "./helpers/kernel-state.js";
 import { execIn, type TeardownHost } from "./helpers/netns.js";
 import { startService } from "./helpers/service-process.js";
 import { startNode } from "./helpers/start-node.js";
@@ -35,6 +37,7 @@ const WORLD6 = "2001:db8:ff::2";
 const CONTROL_TAP = "ctl0";
 const CONTROL_GUEST_MAC = "02:00:00:00:c0:02";
 const IPV6_DROP_RULE = "-A PREROUTING -i rik+ -m comment --comment rik-network -j DROP";
+const NFT_IPV6_DROP_RULE = 'iifname "rik*" meta nfproto ipv6 drop';
 const NODE_UDP_PORT = 7777;
 const NODE_TCP_PORT = 7778;
 
@@ -49,6 +52,31 @@ async function inet6Of(ns: string, link: string, usable = false): Promise<string
 
 async function ip6tablesRaw(ns: string): Promise<string[]> {
   return String((await execIn(ns, "ip6tables-save", ["-t", "raw"])).stdout).split("\n");
+}
+
+/** The nft backend's IPv6 drops in raw_prerouting. */
+async function nftIpv6Drops(ns: string): Promise<NftRule[]> {
+  return ((await nftTable(ns))?.chains["raw_prerouting"]?.rules ?? []).filter((rule) => rule.text === NFT_IPV6_DROP_RULE);
+}
+
+/**
+ * How many IPv6 drops the node holds, of the backend in use (the ip6tables rule, or the nft
+ * rule) and of the other one, which must have none: the drop seen is the one in use.
+ */
+async function ipv6Drops(ns: string): Promise<{ inUse: number; other: number }> {
+  const iptables = (await ip6tablesRaw(ns)).filter((rule) => rule === IPV6_DROP_RULE).length;
+  const nft = (await nftIpv6Drops(ns)).length;
+  return TEST_FIREWALL_BACKEND === "nft" ? { inUse: nft, other: iptables } : { inUse: iptables, other: nft };
+}
+
+/** Deletes the IPv6 drop of the backend in use by hand. */
+async function deleteIpv6Drop(ns: string): Promise<void> {
+  if (TEST_FIREWALL_BACKEND === "nft") {
+    const [rule] = await nftIpv6Drops(ns);
+    await execIn(ns, NFT, ["delete", "rule", "inet", "rik-network", "raw_prerouting", "handle", String(rule!.handle)]);
+  } else {
+    await execIn(ns, "ip6tables", ["-t", "raw", "-D", "PREROUTING", "-i", "rik+", "-m", "comment", "--comment", "rik-network", "-j", "DROP"]);
+  }
 }
 
 /**
@@ -92,12 +120,12 @@ async function probeNode(guest: HostileGuest, hostMac: string, payload: string, 
 test("IPv6: a guest's TAP has none, and a hostile guest finds no neighbour, reaches no node socket, sets no route, forwards nothing", async (t) => {
   const { topology, fn, tapMac, controlMac, guest, control } = await ipv6Node(t);
 
-  // Step 1: the TAP has no IPv6 address and IPv6 is off on it; so on every spare; ip6tables drops the rest.
+  // Step 1: the TAP has no IPv6 address and IPv6 is off on it; so on every spare; the firewall drops the rest.
   t.deepEqual(await tapIpv6(topology.node, fn.tapName), WITHOUT_IPV6);
   const spares = await sparesOnce(topology.node, 4);
   t.is(spares.length, 4, "the service keeps spare TAPs");
   for (const spare of spares) t.deepEqual(await tapIpv6(topology.node, spare.ifname), WITHOUT_IPV6, spare.ifname);
-  t.true((await ip6tablesRaw(topology.node)).includes(IPV6_DROP_RULE));
+  t.deepEqual(await ipv6Drops(topology.node), { inUse: 1, other: 0 }, `one IPv6 drop, of the ${TEST_FIREWALL_BACKEND} backend only`);
 
   // Step 2: neighbour solicitation, ping ff02::1, a datagram to a node socket on [::]; the guest first, then the control.
   const nodeSocket = await startUdpEcho(topology.node, NODE_UDP_PORT, "node", { host: "::" });
@@ -138,7 +166,7 @@ test("IPv6: a guest's TAP has none, and a hostile guest finds no neighbour, reac
   t.deepEqual(world.datagrams().map((d) => d.payload), ["control"]);
 });
 
-test("IPv6 turned back on on a TAP is still dropped by ip6tables, and the next reconcile turns it off and restores the rule", async (t) => {
+test("IPv6 turned back on on a TAP is still dropped by the firewall, and the next reconcile turns it off and restores the drop rule", async (t) => {
   // No resync: the repair must come from the restart below, not race with the probe.
   const { topology, service, fn, tapMac, controlMac, guest, control } = await ipv6Node(t, ["--resync-interval", "0"]);
 
@@ -147,7 +175,8 @@ test("IPv6 turned back on on a TAP is still dropped by ip6tables, and the next r
   const tapLinkLocal = linkLocalOf(tapMac);
   await until("the TAP's link-local address", async () => ((await inet6Of(topology.node, fn.tapName)).includes(tapLinkLocal) ? true : undefined));
 
-  // Step 2: a datagram to the TAP's own link-local address, on a [::] socket: ip6tables drops it; the control's arrives.
+  // Step 2: a datagram to the TAP's own link-local address, on a [::] socket: the firewall drops it; the control's arrives.
+  t.deepEqual(await ipv6Drops(topology.node), { inUse: 1, other: 0 }, `one IPv6 drop, of the ${TEST_FIREWALL_BACKEND} backend only`);
   const nodeSocket = await startUdpEcho(topology.node, NODE_UDP_PORT, "node", { host: "::" });
   const send = (from: HostileGuest, hostMac: string, destination: string, payload: string) =>
     from.send(udpDatagram({ sourceMac: from.mac, destinationMac: hostMac, source: linkLocalOf(from.mac), destination }, 40000, NODE_UDP_PORT, payload));
@@ -156,9 +185,9 @@ test("IPv6 turned back on on a TAP is still dropped by ip6tables, and the next r
   await until("the control's datagram", async () => (nodeSocket.datagrams().length > 0 ? true : undefined));
   t.deepEqual(nodeSocket.datagrams().map((d) => d.payload), ["control"]);
 
-  // Step 3: the ip6tables rule deleted too; a restart reconciles both.
-  await topology.execNode("ip6tables", ["-t", "raw", "-D", "PREROUTING", "-i", "rik+", "-m", "comment", "--comment", "rik-network", "-j", "DROP"]);
-  t.false((await ip6tablesRaw(topology.node)).includes(IPV6_DROP_RULE));
+  // Step 3: the drop rule deleted too; a restart reconciles both.
+  await deleteIpv6Drop(topology.node);
+  t.deepEqual(await ipv6Drops(topology.node), { inUse: 0, other: 0 });
   await service.stop();
   const restarted = await startService({
     nodeNs: topology.node,
@@ -169,9 +198,10 @@ test("IPv6 turned back on on a TAP is still dropped by ip6tables, and the next r
   });
   t.teardown(() => restarted.stop());
   const line = await restarted.waitForLog((entry) => entry.message === "reconciled" && entry["trigger"] === "start");
-  t.like(line, { actions: { ipv6_repaired: 1, ipv6_rule_repaired: 1 } });
+  // The nft backend repairs its rule as any other: raw_prerouting flushed and refilled.
+  t.like(line, { actions: { ipv6_repaired: 1, ...(TEST_FIREWALL_BACKEND === "nft" ? { chain_rewritten: 1 } : { ipv6_rule_repaired: 1 }) } });
   t.deepEqual(await tapIpv6(topology.node, fn.tapName), WITHOUT_IPV6, "turning IPv6 off removed the link-local address too");
-  t.is((await ip6tablesRaw(topology.node)).filter((rule) => rule === IPV6_DROP_RULE).length, 1);
+  t.deepEqual(await ipv6Drops(topology.node), { inUse: 1, other: 0 });
 
   // Step 4: a spare's IPv6 turned back on (it would carry it into the next CREATE): the resync turns it off.
   const [spare] = await sparesOnce(topology.node, 4);

@@ -3,7 +3,8 @@
  * throwaway namespace: what the plan writes, listed back and planned again, needs nothing;
  * drift made by hand is planned away until, again, nothing is needed. These check the
  * rendering and the parser together (the unit specs check each alone); the service's own use
- * of them is covered by every integration test of the nft pass.
+ * of them is covered by every integration test of the nft pass. They start no service, so
+ * both passes of `npm test` run them alike.
  */
 import test from "ava";
 import { findNft } from "../src/network/firewall/nftables/nft-firewall.js";
@@ -12,7 +13,6 @@ import { chunks, planTable, type TablePlan } from "../src/network/firewall/nftab
 import { instanceElements, nodeTable, renderAddElements, renderDeleteElements, type MapElement } from "../src/network/firewall/nftables/nft-rules.js";
 import type { NodeFirewallPolicy } from "../src/network/firewall/firewall.js";
 import { createNamespace, deleteNamespace, execIn, uniqueName } from "./helpers/netns.js";
-import { TEST_FIREWALL_BACKEND } from "./helpers/firewall-backend.js";
 
 const nft = findNft();
 
@@ -57,11 +57,9 @@ const policies: readonly [string, NodeFirewallPolicy][] = [
   ["no egress deny", { pool: "10.220.0.0/16", localhost: true, egressDeny: [] }],
 ];
 
-// Backend-specific by nature: registered in the nft pass of `npm test` only.
-const register = TEST_FIREWALL_BACKEND === "nft" ? test : test.skip;
 
 for (const [name, policy] of policies) {
-  register(`${name}: the table as planned, listed back, needs nothing more`, async (t) => {
+  test(`${name}: the table as planned, listed back, needs nothing more`, async (t) => {
     const ns = await inNamespace(t);
     const wanted = elementsOf(1500);
     const plan = planTable(nodeTable(policy), wanted, undefined);
@@ -73,7 +71,7 @@ for (const [name, policy] of policies) {
   });
 }
 
-register("drift made by hand is planned away: deleted and foreign rules, elements gone, changed and added, a set emptied, a chain on another hook, a stray chain and set", async (t) => {
+test("drift made by hand is planned away: deleted and foreign rules, elements gone, changed and added, a set emptied, a chain on another hook, a stray chain and set", async (t) => {
   const ns = await inNamespace(t);
   const policy = policies[0]![1];
   const wanted = elementsOf(40);

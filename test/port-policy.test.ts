@@ -2,13 +2,13 @@
  * The host-port policy of issue #4, through gRPC: ports outside `--host-ports`, reserved
  * ports (22, `--reserved-ports`, the service's own listeners) are INVALID_ARGUMENT naming the
  * port policy; a port that a socket of the node already holds is FAILED_PRECONDITION. Every
- * refusal leaves the node byte-identical (`ip -j link`, `iptables-save`), as in bad-input.
+ * refusal leaves the node byte-identical (`ip -j link`, `iptables-save`, `nft list ruleset`), as in bad-input.
  */
 import test, { type ExecutionContext } from "ava";
 import * as grpc from "@grpc/grpc-js";
 import { startHttpServer } from "./helpers/guest-relay.js";
 import { hostState } from "./helpers/host-state.js";
-import { iptablesSave } from "./helpers/kernel-state.js";
+import { firewallState, NO_FIREWALL } from "./helpers/kernel-state.js";
 import { Topology } from "./helpers/netns.js";
 import { startService } from "./helpers/service-process.js";
 import { startNode } from "./helpers/start-node.js";
@@ -128,5 +128,5 @@ test("an invalid --host-ports, --reserved-ports or --mtu stops the service befor
     const error = await t.throwsAsync(startService({ nodeNs: topology.node, extraArgs: [flag, value] }), undefined, `${flag} ${value}`);
     t.regex(error?.message ?? "", new RegExp(flag), `${flag} ${value}`);
   }
-  t.is(await iptablesSave(topology.node), "", "nothing was set up");
+  t.deepEqual(await firewallState(topology.node), NO_FIREWALL, "nothing was set up");
 });

@@ -8,6 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { runCli } from "./helpers/cli-process.js";
+import { firewallState, NO_FIREWALL } from "./helpers/kernel-state.js";
 import { Topology } from "./helpers/netns.js";
 import { startService } from "./helpers/service-process.js";
 import { createTestPki } from "./helpers/test-pki.js";
@@ -65,7 +66,7 @@ test("--listen without TLS files is refused with what to pass; --insecure-tcp se
   const refused = await runCli(topology.node, ["serve", "--socket", path.join(traversableDir(t), "rik.sock"), "--listen", listen]);
   t.is(refused.exitCode, 2);
   t.regex(refused.stderr, /^rik-network: --listen 198\.18\.0\.1:7100 serves TCP with TLS and verifies client certificates \(mTLS\), so it needs --tls-cert FILE \(RIK_NETWORK_TLS_CERT\), --tls-key FILE \(RIK_NETWORK_TLS_KEY\), --tls-client-ca FILE \(RIK_NETWORK_TLS_CLIENT_CA\); or pass --insecure-tcp/);
-  t.is(String((await topology.execNode("iptables-save")).stdout).includes("RIKLET"), false, "nothing was set up");
+  t.deepEqual(await firewallState(topology.node), NO_FIREWALL, "nothing was set up");
 
   const service = await startService({ nodeNs: topology.node, listen, extraArgs: ["--insecure-tcp"] });
   t.teardown(() => service.stop());
@@ -106,5 +107,5 @@ test("an unknown --socket-group stops the service before it touches the kernel",
   const topology = await Topology.create({ teardown: t });
   const error = await t.throwsAsync(startService({ nodeNs: topology.node, extraArgs: ["--socket-group", "rik-no-such-group"] }));
   t.regex(error?.message ?? "", /group \\"rik-no-such-group\\" does not exist; create it \(groupadd rik-no-such-group\) or fix --socket-group/);
-  t.is(String((await topology.execNode("iptables-save")).stdout).includes("RIKLET"), false);
+  t.deepEqual(await firewallState(topology.node), NO_FIREWALL, "nothing was set up");
 });

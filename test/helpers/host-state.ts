@@ -1,12 +1,13 @@
 /**
  * What a refused request must leave byte-identical on the node: the raw JSON of `ip -j link`
- * and `ip -j addr`, and the whole ruleset, IPv4 and IPv6, timestamps of iptables-save aside. The service's
+ * and `ip -j addr`, and the whole ruleset of both firewall backends, iptables (IPv4 and IPv6,
+ * timestamps of iptables-save aside) and `nft list ruleset` (counters aside). The service's
  * spare TAPs are left out: it makes them in the background, whatever the requests. It is read
  * once the retired TAPs of destroyed instances, which the service deletes in the background,
  * are gone (one left is in the state, a difference).
  */
 import { isSpareTapName } from "../../src/network/strategies/function/spare-taps.js";
-import { retiredTapsGone } from "./kernel-state.js";
+import { NFT, normalizeNftRuleset, retiredTapsGone } from "./kernel-state.js";
 import type { Topology } from "./netns.js";
 
 export interface HostState {
@@ -14,6 +15,7 @@ export interface HostState {
   readonly addrs: string;
   readonly rules: string;
   readonly rules6: string;
+  readonly nft: string;
 }
 
 /**
@@ -23,11 +25,12 @@ export interface HostState {
  */
 export async function hostState(topology: Topology): Promise<HostState> {
   await retiredTapsGone(topology.node);
-  const [links, addrs, rules, rules6] = await Promise.all([
+  const [links, addrs, rules, rules6, nft] = await Promise.all([
     topology.execNode("ip", ["-j", "link"]),
     topology.execNode("ip", ["-j", "addr"]),
     topology.execNode("iptables-save"),
     topology.execNode("ip6tables-save"),
+    topology.execNode(NFT, ["list", "ruleset"]),
   ]);
   const untimed = (save: string) => save.replace(/^# (Generated|Completed) .*$/gm, "");
   return {
@@ -35,6 +38,7 @@ export async function hostState(topology: Topology): Promise<HostState> {
     addrs: withoutSpares(String(addrs.stdout)).replaceAll('"tentative":true,', ""),
     rules: untimed(String(rules.stdout)),
     rules6: untimed(String(rules6.stdout)),
+    nft: normalizeNftRuleset(String(nft.stdout)),
   };
 }
 

@@ -2,6 +2,7 @@
  * Read-only snapshots of a namespace's network state, for assertions and before/after diffs.
  */
 import { isDoomedTapName } from "../../src/network/strategies/function/retired-taps.js";
+import { findNft } from "../../src/network/firewall/nftables/nft-firewall.js";
 import { isSpareTapName } from "../../src/network/strategies/function/spare-taps.js";
 import { TAP_IPV6_SYSCTLS } from "../../src/network/kernel/tap-creator.js";
 import { delay, execIn } from "./netns.js";
@@ -180,21 +181,152 @@ export function rulesByTable(save: string): Record<string, string[]> {
   return tables;
 }
 
+/**
+ * The nft binary. Not "nft" from PATH: under npx and npm, node_modules/.bin comes first and
+ * holds an unrelated `nft` (@vercel/nft, a dependency of ava).
+ */
+export const NFT = findNft();
+
+/** The table of the nft backend, as `nft list` names it. */
+export const NFT_TABLE = ["inet", "rik-network"] as const;
+
+/**
+ * Drops what differs between two listings of the same `nft list ruleset`: the counters
+ * (`counter packets 12 bytes 345`, which iptables-nft's rules carry) and blank lines.
+ */
+export function normalizeNftRuleset(raw: string): string {
+  return raw
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => line.replace(/\bcounter packets \d+ bytes \d+/g, "counter"))
+    .join("\n");
+}
+
+/** Normalized `nft list ruleset` in `ns`: every table, ours, iptables-nft's and anyone else's. */
+export async function nftRuleset(ns: string): Promise<string> {
+  const { stdout } = await execIn(ns, NFT, ["list", "ruleset"]);
+  return normalizeNftRuleset(String(stdout));
+}
+
+/** One rule of a chain as `nft -a list` prints it, its comment and handle apart. */
+export interface NftRule {
+  readonly text: string;
+  readonly comment: string | undefined;
+  readonly handle: number;
+}
+
+export interface NftChainState {
+  /** `type filter hook forward priority filter; policy accept;` as nft prints it; undefined for a regular chain. */
+  readonly hook: string | undefined;
+  readonly rules: readonly NftRule[];
+}
+
+export interface NftTableState {
+  readonly chains: Readonly<Record<string, NftChainState>>;
+  /** Each set's elements as nft names them (`10.220.0.0/24`), in listing order. */
+  readonly sets: Readonly<Record<string, readonly string[]>>;
+  /** Each map's elements, sorted: `tcp . 8080 : 10.220.0.2 . 3000`, `198.18.0.1 . udp . 53 : 10.220.0.2 . 53`. */
+  readonly maps: Readonly<Record<string, readonly string[]>>;
+  /** The elements of every map, sorted: the DNATs. */
+  readonly elements: readonly string[];
+}
+
+type NftJson = Record<string, unknown>;
+
+/** A set or map element, or one part of a concatenation, as nft's text names it. */
+function nftValue(value: unknown): string {
+  if (typeof value === "string" || typeof value === "number") return String(value);
+  const object = value as NftJson;
+  if (Array.isArray(object["concat"])) return (object["concat"] as unknown[]).map(nftValue).join(" . ");
+  const prefix = object["prefix"] as { addr: unknown; len: unknown } | undefined;
+  if (prefix !== undefined) return `${nftValue(prefix.addr)}/${nftValue(prefix.len)}`;
+  if (Array.isArray(object["range"])) return (object["range"] as unknown[]).map(nftValue).join("-");
+  const elem = object["elem"] as { val: unknown } | undefined;
+  if (elem !== undefined) return nftValue(elem.val);
+  throw new Error(`unexpected nft value ${JSON.stringify(value)}`);
+}
+
+/** The chains of `nft -a list table` text: each one's hook line and rules (with comments and handles apart). */
+export function parseNftChains(listing: string): Record<string, NftChainState> {
+  const chains: Record<string, { hook: string | undefined; rules: NftRule[] }> = {};
+  let current: { hook: string | undefined; rules: NftRule[] } | undefined;
+  for (const line of listing.split("\n")) {
+    const header = /^\tchain (\S+) \{/.exec(line);
+    if (header !== null) {
+      chains[header[1]!] = current = { hook: undefined, rules: [] };
+      continue;
+    }
+    if (current === undefined) continue;
+    if (line === "\t}") current = undefined;
+    else if (/^\t\ttype \w+ hook /.test(line)) current.hook = line.trim();
+    else if (line.startsWith("\t\t")) {
+      const rule = /^\t\t(.*?)(?: comment "([^"]*)")? # handle (\d+)$/.exec(line);
+      if (rule === null) throw new Error(`unexpected line in an nft chain: ${line}`);
+      current.rules.push({ text: rule[1]!, comment: rule[2], handle: Number(rule[3]) });
+    }
+  }
+  return chains;
+}
+
+/**
+ * The nft backend's table in `ns` (`nft -j list table inet rik-network` for the sets and
+ * maps, `nft -a list table ...` for the rules as nft prints them, with their handles), or
+ * undefined when it does not exist.
+ */
+export async function nftTable(ns: string): Promise<NftTableState | undefined> {
+  const json = await execIn(ns, NFT, ["-j", "list", "table", ...NFT_TABLE], { reject: false });
+  if (json.exitCode !== 0) {
+    if (String(json.stderr).includes("No such file or directory")) return undefined;
+    throw new Error(`nft -j list table ${NFT_TABLE.join(" ")} failed: ${String(json.stderr)}`);
+  }
+  const { stdout: text } = await execIn(ns, NFT, ["-a", "list", "table", ...NFT_TABLE]);
+  const sets: Record<string, string[]> = {};
+  const maps: Record<string, string[]> = {};
+  for (const object of (JSON.parse(String(json.stdout)) as { nftables: NftJson[] }).nftables) {
+    const set = object["set"] as NftJson | undefined;
+    const map = object["map"] as NftJson | undefined;
+    const elements = (set ?? map)?.["elem"];
+    const list = Array.isArray(elements) ? (elements as unknown[]) : [];
+    if (set !== undefined) sets[String(set["name"])] = list.map(nftValue);
+    if (map !== undefined) maps[String(map["name"])] = list.map((pair) => (pair as unknown[]).map(nftValue).join(" : ")).sort();
+  }
+  return { chains: parseNftChains(String(text)), sets, maps, elements: Object.values(maps).flat().sort() };
+}
+
+/**
+ * The whole firewall of `ns`, both backends' views: normalized iptables-save, ip6tables-save
+ * and `nft list ruleset`. Equal before and after means no backend changed anything.
+ */
+export interface FirewallState {
+  readonly iptables: string;
+  readonly ip6tables: string;
+  readonly nft: string;
+}
+
+/** What a namespace where no firewall was ever set up shows. */
+export const NO_FIREWALL: FirewallState = { iptables: "", ip6tables: "", nft: "" };
+
+export async function firewallState(ns: string): Promise<FirewallState> {
+  const [iptables, ip6tables, nft] = await Promise.all([iptablesSave(ns), ip6tablesSave(ns), nftRuleset(ns)]);
+  return { iptables, ip6tables, nft };
+}
+
 export interface KernelSnapshot {
   readonly links: IpLink[];
   readonly addrs: IpAddr[];
   readonly routes: IpRoute[];
   readonly iptables: string;
+  readonly nft: string;
 }
 
 /** Everything above at once, e.g. to compare state before a create and after its destroy. */
 export async function snapshot(ns: string): Promise<KernelSnapshot> {
-  const [links, addrs, routes, iptables] = await Promise.all([ipLinks(ns), ipAddrs(ns), ipRoutes(ns), iptablesSave(ns)]);
-  return { links, addrs, routes, iptables };
+  const [links, addrs, routes, iptables, nft] = await Promise.all([ipLinks(ns), ipAddrs(ns), ipRoutes(ns), iptablesSave(ns), nftRuleset(ns)]);
+  return { links, addrs, routes, iptables, nft };
 }
 
 /**
- * A comparable digest of a snapshot: link names/kinds/flags, IPv4 addresses, routes and rules.
+ * A comparable digest of a snapshot: link names/kinds/flags, IPv4 addresses, routes and rules (both backends').
  * Volatile fields (ifindex, MACs of non-TAP links, counters) are left out, and so are the
  * service's spare TAPs, which it makes in the background.
  */
@@ -207,6 +339,7 @@ export function comparable(state: KernelSnapshot) {
     addrs: [...ipv4ByLink(state.addrs)].filter(([name]) => !isSpareTapName(name)).map(([name, cidrs]) => `${name} ${cidrs.join(" ")}`).sort(),
     routes: state.routes.map((route) => `${route.dst} ${route.gateway ?? ""} ${route.dev ?? ""}`.trim()).sort(),
     iptables: state.iptables,
+    nft: state.nft,
   };
 }
 
