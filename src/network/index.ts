@@ -126,7 +126,7 @@ export async function createNetworkPlane(
   const closeKernel = async () => {
     await launcher.close();
     await taps.close();
-    rtnetlink.close();
+    await rtnetlink.close();
     sockDiag.close();
     store.close();
   };

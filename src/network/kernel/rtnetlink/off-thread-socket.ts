@@ -14,7 +14,13 @@ const socket = createRtNetlink().socket;
 let socketError;
 socket.on("error", (error) => (socketError = error));
 const localPort = socket.address().port;
-parentPort.on("message", ({ id, type, flags, payload }) => {
+parentPort.on("message", ({ id, type, flags, payload, close }) => {
+  if (close) {
+    // Closed here, by this thread, so that the thread ends with no native handle open.
+    socket.socket.close();
+    parentPort.close();
+    return;
+  }
   socket.request(type, Buffer.from(payload), { timeout: workerData.timeoutMs, localPort, flags }).then(
     () => parentPort.postMessage({ id }),
     (error) => {
@@ -24,6 +30,9 @@ parentPort.on("message", ({ id, type, flags, payload }) => {
   );
 });
 `;
+
+/** How long a worker may take to close its socket and end before it is terminated. */
+const CLOSE_TIMEOUT_MS = 2000;
 
 interface Pending {
   readonly resolve: () => void;
@@ -63,12 +72,25 @@ export class OffThreadSocket {
     });
   }
 
-  /** Stops the worker thread; requests under way fail. */
-  close(): void {
+  /**
+   * Stops the worker thread once its socket is closed: the thread closes it and ends by
+   * itself. Terminating it instead, with the socket open, can abort the whole process as it
+   * exits (SIGABRT, seen after a SIGTERM under load). Requests under way fail.
+   */
+  close(): Promise<void> {
     this.closed = true;
     const worker = this.worker;
     this.worker = undefined;
-    void worker?.terminate();
+    if (worker === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      const stuck = setTimeout(() => void worker.terminate().then(() => resolve(), () => resolve()), CLOSE_TIMEOUT_MS);
+      worker.once("exit", () => {
+        clearTimeout(stuck);
+        resolve();
+      });
+      worker.ref();
+      worker.postMessage({ close: true });
+    });
   }
 
   private started(): Worker {

@@ -130,10 +130,11 @@ export class Rtnetlink {
     return new Rtnetlink(createRtNetlink(), createRtNetlink(), new OffThreadSocket(REQUEST_TIMEOUT_MS));
   }
 
-  close(): void {
+  /** Closes the sockets; resolves once the deletions' worker thread has ended. */
+  async close(): Promise<void> {
     this.requests.socket.socket.socket.close();
     this.dumps.socket.socket.socket.close();
-    this.deletions?.close();
+    await this.deletions?.close();
   }
 
   /**
