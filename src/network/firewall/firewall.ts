@@ -61,6 +61,9 @@ export interface Firewall {
   close(): Promise<void>;
 }
 
+/** How an `unusable` reason starts when the backend's binary is not there at all: then it cannot have left anything on the node. */
+export const NOT_INSTALLED = "not installed:";
+
 /** The backends a node can run, by the name `--firewall-backend` takes. */
 export type FirewallBackendName = "nft" | "iptables";
 

@@ -238,8 +238,9 @@ export function tunSetCarrier(fd, on) {
  * change through its own descriptor, without any privilege, and that outlive the descriptor:
  * offloads, virtio_net_hdr size and byte order, the MAC filter, the classic and eBPF filters,
  * the eBPF steering program and the send buffer. So that a TAP another process held can be given
- * to a new one as if it had just been made. (The holder may also change the owner, group, link
- * type and MAC address: the caller checks those.) TUNSETVNETBE fails with EINVAL on a kernel
+ * to a new one as if it had just been made. (The holder may also change the owner, group and
+ * link type, which the caller checks once it holds the TAP, and the host side's MAC address,
+ * which nothing on the host relies on and is left as it is.) TUNSETVNETBE fails with EINVAL on a kernel
  * built without big-endian virtio headers, which then cannot have one set either.
  *
  * Equivalent to: none in iproute2

@@ -80,10 +80,12 @@ test("retiring: the other backend's state removed and reported, its firewall clo
 
 test("retiring: a backend that is not installed is skipped quietly; one installed but broken is warned of", async (t) => {
   const { logger, lines } = captureLogger();
-  t.deepEqual(await retireOtherBackends("nft", backends({}, { unusable: "cannot run iptables-save: spawn iptables-save ENOENT" }), logger), {});
+  t.deepEqual(await retireOtherBackends("nft", backends({}, { unusable: "not installed: iptables-save: spawn iptables-save ENOENT" }), logger), {});
   t.deepEqual(lines, []);
   t.deepEqual(await retireOtherBackends("iptables", backends({ unusable: "the kernel cannot hold the table: ..." }, {}), logger), {});
   t.like(lines[0], { level: "warn", firewall_backend: "nft" });
+  t.deepEqual(await retireOtherBackends("iptables", backends({ unusable: "cannot run /usr/sbin/nft: spawn EACCES" }, {}), logger), {});
+  t.like(lines[1], { level: "warn", firewall_backend: "nft", reason: "cannot run /usr/sbin/nft: spawn EACCES" });
 });
 
 test("retiring: a removal that fails refuses the start, naming the backend and the way out; the firewall is closed all the same", async (t) => {

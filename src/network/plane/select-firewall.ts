@@ -1,6 +1,6 @@
 import type { Logger } from "../../logger.js";
 import { NetworkError } from "../model/network-error.js";
-import type { Firewall, FirewallBackend, FirewallBackendName } from "../firewall/firewall.js";
+import { NOT_INSTALLED, type Firewall, type FirewallBackend, type FirewallBackendName } from "../firewall/firewall.js";
 
 /** What `--firewall-backend` asks for: a backend, or "auto". */
 export type FirewallBackendChoice = FirewallBackendName | "auto";
@@ -71,7 +71,7 @@ export async function retireOtherBackends(
     const reason = await backends[name].unusable();
     if (reason !== undefined) {
       // Not installed: it cannot have been used. Installed but broken: its state may be there, out of reach.
-      if (!reason.startsWith("cannot run ")) {
+      if (!reason.startsWith(NOT_INSTALLED)) {
         logger.warn("cannot check what the other firewall backend may have left on the node; see docs/operations.md#resetting-a-node-by-hand", { firewall_backend: name, reason });
       }
       continue;

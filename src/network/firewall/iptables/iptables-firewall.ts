@@ -1,5 +1,5 @@
 import type { Logger } from "../../../logger.js";
-import type { Firewall, InstanceFirewall, NodeFirewallPolicy } from "../firewall.js";
+import { NOT_INSTALLED, type Firewall, type InstanceFirewall, type NodeFirewallPolicy } from "../firewall.js";
 import { existsSync } from "node:fs";
 import type { CommandLauncher } from "../../kernel/command-launcher.js";
 import type { NetworkObserver } from "../../model/network-observer.js";
@@ -75,7 +75,7 @@ export class IptablesFirewall implements Firewall {
       const result = await runCommand(command, ["--version"]);
       return result.exitCode === 0 ? undefined : `${command} --version exited with ${result.exitCode}: ${result.stderr.trim()}`;
     } catch (error) {
-      return `cannot run ${command}: ${(error as Error).message}`;
+      return `${(error as NodeJS.ErrnoException).code === "ENOENT" ? NOT_INSTALLED : "cannot run"} ${command}: ${(error as Error).message}`;
     }
   }
 

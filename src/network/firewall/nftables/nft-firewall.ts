@@ -5,7 +5,7 @@ import type { Logger } from "../../../logger.js";
 import { runCommand } from "../../kernel/run-command.js";
 import { KernelError } from "../../kernel/kernel-error.js";
 import type { NetworkObserver } from "../../model/network-observer.js";
-import type { Firewall, InstanceFirewall, NodeFirewallPolicy } from "../firewall.js";
+import { NOT_INSTALLED, type Firewall, type InstanceFirewall, type NodeFirewallPolicy } from "../firewall.js";
 import { Libnftables } from "./libnftables.js";
 import { parseTableListing, type ListedTable } from "./nft-listing.js";
 import { chunks, planTable, renderDeleteTable } from "./nft-plan.js";
@@ -99,7 +99,7 @@ export class NftFirewall implements Firewall {
       const json = await runCommand(nftCommand, ["-j", "list", "tables"]);
       if (json.exitCode !== 0 || !json.stdout.trimStart().startsWith("{")) return `${nftCommand} -j cannot list as JSON: ${json.stderr.trim() || json.stdout.trim()}`;
     } catch (error) {
-      return `cannot run ${nftCommand}: ${(error as Error).message}`;
+      return `${(error as NodeJS.ErrnoException).code === "ENOENT" ? NOT_INSTALLED : "cannot run"} ${nftCommand}: ${(error as Error).message}`;
     }
     const version = parseNftVersion(versionText);
     if (version === undefined) return `cannot read a version in "${versionText.trim()}"`;

@@ -191,9 +191,12 @@ export class FunctionStrategy implements WorkloadStrategy {
    * background (FunctionTaps.retire), so a CREATE of the same instance can follow at once.
    */
   async teardown(network: InstanceNetwork): Promise<void> {
-    // Independent kernel objects, so both go at once.
+    // Independent kernel objects, so both go at once; both are awaited whatever either does,
+    // so that a DESTROY retried after a failure never finds this one's retirement still going.
     const unmapped = this.options.firewall.remove(this.firewallOf(network)).then(() => faultPoint("destroy: rules removed"));
-    await Promise.all([unmapped, this.options.taps.retire(functionOf(network), { instanceId: network.instanceId })]);
+    const [removed, retired] = await Promise.allSettled([unmapped, this.options.taps.retire(functionOf(network), { instanceId: network.instanceId })]);
+    if (removed.status === "rejected") throw removed.reason;
+    if (retired.status === "rejected") throw retired.reason;
     faultPoint("destroy: rules removed and TAP retired");
     await this.flushUdpFlows(network);
   }

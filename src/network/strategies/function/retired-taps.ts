@@ -4,7 +4,7 @@ import type { LinkInfo, Rtnetlink } from "../../kernel/rtnetlink/rtnetlink.js";
 import { hasTapIpv6Settings } from "../../kernel/tap-creator.js";
 import type { TapDeleter } from "../../kernel/tap-deleter.js";
 import { faultPoint } from "../../support/fault-point.js";
-import { rollBack, rollbackFailuresOf } from "../../support/rollback.js";
+import { rollBack } from "../../support/rollback.js";
 import type { DesiredTap } from "./desired-tap.js";
 import type { SpareTaps } from "./spare-taps.js";
 
@@ -144,10 +144,22 @@ export class RetiredTaps {
    */
   private async deleteInstead(name: string, original: unknown, context: { readonly instanceId: string }): Promise<void> {
     const { deleter, logger } = this.options;
-    const outcome = await rollBack(original, [{ name: `delete TAP ${name}`, run: () => deleter.delete(name) }], { logger, instanceId: context.instanceId }).catch(
-      (error: unknown) => error,
-    );
-    if (rollbackFailuresOf(outcome).length > 0) throw outcome;
+    let deleted = true;
+    const outcome = await rollBack(
+      original,
+      [
+        {
+          name: `delete TAP ${name}`,
+          run: () =>
+            deleter.delete(name).catch((error: unknown) => {
+              deleted = false;
+              throw error;
+            }),
+        },
+      ],
+      { logger, instanceId: context.instanceId },
+    ).catch((error: unknown) => error);
+    if (!deleted) throw outcome;
     logger.warn("a TAP could not be made unusable; it was deleted instead", {
       instance_id: context.instanceId,
       tap: name,
@@ -162,7 +174,9 @@ export class RetiredTaps {
       if (!this.closed && spares.wantsMore()) {
         // Read after the rename: nothing can have attached by the instance's name since.
         const refusal = recycleRefusal(await rtnetlink.linkGet(index, { name }), { name, ...ownership });
-        if (refusal === undefined && (await spares.adopt(index, name))) return;
+        // Checked again once reclaimed (SpareTaps.adopt): until its holder let go, it could change them.
+        const recheck = (link: LinkInfo) => recycleRefusal(link, { name: link.name, ...ownership });
+        if (refusal === undefined && (await spares.adopt(index, name, recheck))) return;
         if (refusal !== undefined) logger.debug("a retired TAP is deleted, not made a spare", { tap: name, reason: refusal });
       }
     } catch (error) {

@@ -61,7 +61,7 @@ test("a spare that cannot be addressed once renamed fails the take with an error
 });
 
 /** SpareTaps of `count` over fakes that record what they are asked; `reclaim` is what TapCreator.reclaim does. */
-function adopting(count: number, options: { rename?: "fails"; reclaim?: () => Promise<void>; index?: number } = {}) {
+function adopting(count: number, options: { rename?: "fails"; reclaim?: () => Promise<void>; index?: number; hardwareType?: number } = {}) {
   const calls: string[] = [];
   const rtnetlink = {
     linkRename: async (index: number, name: string) => {
@@ -70,6 +70,7 @@ function adopting(count: number, options: { rename?: "fails"; reclaim?: () => Pr
     },
     addrFlush: async (index: number) => (calls.push(`flush ${index}`), 0),
     linkIndex: async (name: string) => (calls.push(`look up ${name}`), options.index ?? 500),
+    linkGet: async (index: number, { name }: { name: string }) => (calls.push(`read ${index}`), { index, name, kind: "tun", hardwareType: options.hardwareType ?? 1 }),
   } as unknown as Rtnetlink;
   const taps = {
     reclaim: async (name: string) => {
@@ -88,12 +89,12 @@ test("a retired TAP nothing holds becomes a ready spare: renamed, its addresses 
   const { spares, calls } = adopting(1);
   t.true(spares.wantsMore());
   t.true(await spares.adopt(500, "rik-doom-dw"));
-  t.deepEqual(calls, ["rename 500 to rik-spare-0", "flush 500", "reclaim rik-spare-0", "look up rik-spare-0"]);
+  t.deepEqual(calls, ["rename 500 to rik-spare-0", "flush 500", "reclaim rik-spare-0", "look up rik-spare-0", "read 500"]);
   t.is(spares.size, 1);
   t.false(spares.wantsMore(), "full");
   t.false(await spares.adopt(501, "rik-doom-dx"), "a full pool adopts nothing");
   await spares.close();
-  t.deepEqual(calls.slice(4), ["delete rik-spare-0"], "close deletes the adopted spare too");
+  t.deepEqual(calls.slice(5), ["delete rik-spare-0"], "close deletes the adopted spare too");
 });
 
 test("a retired TAP that is still held, or that reclaim made anew, is deleted under its spare name, never made a spare; one that cannot be renamed is left to the caller", async (t) => {
@@ -108,6 +109,13 @@ test("a retired TAP that is still held, or that reclaim made anew, is deleted un
   t.deepEqual(replaced.calls.slice(-1), ["delete rik-spare-0"], "another device than the retired one");
   t.is(replaced.spares.size, 0);
   await replaced.spares.close();
+
+  // Its last holder changed it before letting go: read again once reclaimed, it is refused.
+  const changed = adopting(1, { hardwareType: 772 });
+  t.true(await changed.spares.adopt(500, "rik-doom-dw", (link) => (link.hardwareType === 1 ? undefined : "not Ethernet")));
+  t.deepEqual(changed.calls.slice(-2), ["read 500", "delete rik-spare-0"]);
+  t.is(changed.spares.size, 0);
+  await changed.spares.close();
 
   const unrenamed = adopting(1, { rename: "fails" });
   t.false(await unrenamed.spares.adopt(500, "rik-doom-dw"));

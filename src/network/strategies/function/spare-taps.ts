@@ -154,10 +154,10 @@ export class SpareTaps {
    * Equivalent to: `ip link set dev $name name rik-spare-N && ip -4 addr flush dev
    * rik-spare-N`, then TapCreator.reclaim (attach, reset, detach)
    */
-  adopt(index: number, name: string): Promise<boolean> {
+  adopt(index: number, name: string, refusal: (link: LinkInfo) => string | undefined = () => undefined): Promise<boolean> {
     if (!this.wantsMore()) return Promise.resolve(false);
     this.adopting++;
-    const adoption = this.adoptAs(index, name, this.nextName()).finally(() => {
+    const adoption = this.adoptAs(index, name, this.nextName(), refusal).finally(() => {
       this.adopting--;
       this.adoptions.delete(adoption);
     });
@@ -169,7 +169,12 @@ export class SpareTaps {
     });
   }
 
-  private async adoptAs(index: number, name: string, spare: string): Promise<"adopted" | "deleted" | "not renamed"> {
+  private async adoptAs(
+    index: number,
+    name: string,
+    spare: string,
+    refusal: (link: LinkInfo) => string | undefined,
+  ): Promise<"adopted" | "deleted" | "not renamed"> {
     const { rtnetlink, logger } = this.options;
     try {
       await rtnetlink.linkRename(index, spare, { name });
@@ -184,6 +189,9 @@ export class SpareTaps {
       // TUNSETIFF makes a TAP when none bears the name: the one reclaimed must be the one retired.
       const reclaimed = await rtnetlink.linkIndex(spare);
       if (reclaimed !== index) throw new NetworkError("internal", `${spare} is another device (index ${reclaimed}) than the retired TAP (index ${index})`);
+      // Read again now that no one else holds it: its last holder may have changed its link type, owner or group meanwhile.
+      const refused = refusal(await rtnetlink.linkGet(index, { name: spare }));
+      if (refused !== undefined) throw new NetworkError("internal", `${spare} cannot be a spare: ${refused}`);
       this.ready.push({ name: spare, index });
       return "adopted";
     } catch (error) {
